@@ -1,0 +1,213 @@
+"""Agent: instructions + a typed input -> n typed outputs from one backend request.
+
+Every sample is produced under the output type's JSON schema and then validated; k samples are
+always ONE request with n=k, so a backend that batches (vLLM) shares the prefill across them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from agentkit import stats, tracing
+from agentkit.backends.base import Backend, Generation, GenerationRequest, Message, Sampling, Usage
+from agentkit.decoding import constraint_for, parse_choices
+from agentkit.errors import ConfigError, SchemaViolation, TransientBackendError
+
+I = TypeVar("I", bound=BaseModel)
+O = TypeVar("O", bound=BaseModel)
+
+
+class Retry(BaseModel):
+    """Retry policy for one agent's backend calls (tenacity under the hood).
+
+    Only ``TransientBackendError`` is retried by default; add ``SchemaViolation`` to ``on`` to
+    resample when every sample fails validation.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    attempts: int = Field(3, ge=1)
+    wait_initial_s: float = Field(0.5, ge=0)
+    wait_max_s: float = Field(8.0, ge=0)
+    on: tuple[type[Exception], ...] = (TransientBackendError,)
+
+
+class AgentResult(BaseModel, Generic[O]):
+    outputs: list[O]
+    violations: list[str] = Field(default_factory=list)
+    usage: Usage = Usage()
+    latency_s: float = 0.0
+    model: str = ""
+    finish_reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def output(self) -> O:
+        return self.outputs[0]
+
+
+def _render_value(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    if isinstance(value, (list, tuple)):
+        return "\n" + "\n".join(f"- {_render_value(v)}" for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def render_input(inp: BaseModel) -> str:
+    """Default user message: one 'Field: value' line per input field, in declaration order."""
+    lines = []
+    for name, value in inp:
+        title = name.replace("_", " ").capitalize()
+        lines.append(f"{title}: {_render_value(value)}")
+    return "\n".join(lines)
+
+
+def schema_hint(output_type: type[BaseModel]) -> str:
+    """Tell the model what the constrained fields mean; grammar alone only fixes their shape."""
+    props = output_type.model_json_schema().get("properties", {})
+    parts = []
+    for name, spec in props.items():
+        desc = spec.get("description") or spec.get("type") or "value"
+        parts.append(f'"{name}": <{desc}>')
+    return "Reply with one JSON object: {" + ", ".join(parts) + "}"
+
+
+class Agent(Generic[I, O]):
+    """A typed LLM call. ``backend`` may be left None and supplied by the graph at compile time."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        instructions: str,
+        output_type: type[O],
+        input_type: type[I] | None = None,
+        backend: Backend | None = None,
+        n: int = 1,
+        sampling: Sampling | None = None,
+        prompt: Callable[[I], str] | None = None,
+        examples: Sequence[tuple[I, O]] = (),
+        retry: Retry | None = None,
+        min_valid: int = 1,
+    ) -> None:
+        if n < 1:
+            raise ConfigError(f"agent {name!r}: n must be >= 1, got {n}")
+        if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
+            raise ConfigError(f"agent {name!r}: output_type must be a pydantic BaseModel subclass, got {output_type!r}")
+        self.name = name
+        self.instructions = instructions
+        self.output_type = output_type
+        self.input_type = input_type
+        self.backend = backend
+        self.n = n
+        self.sampling = sampling or Sampling()
+        self.prompt = prompt or render_input
+        self.examples = list(examples)
+        self.retry = retry or Retry()
+        self.min_valid = min_valid
+        self._constraint = constraint_for(output_type)
+
+    def messages(self, inp: I) -> tuple[Message, ...]:
+        system = f"{self.instructions}\n{schema_hint(self.output_type)}"
+        msgs = [Message(role="system", content=system)]
+        for ex_in, ex_out in self.examples:
+            msgs.append(Message(role="user", content=self.prompt(ex_in)))
+            msgs.append(Message(role="assistant", content=ex_out.model_dump_json()))
+        msgs.append(Message(role="user", content=self.prompt(inp)))
+        return tuple(msgs)
+
+    def request(self, inp: I, *, n: int | None = None, sampling: Sampling | None = None) -> GenerationRequest:
+        return GenerationRequest(
+            messages=self.messages(inp), n=n or self.n, sampling=sampling or self.sampling, constraint=self._constraint
+        )
+
+    def coerce_input(self, inp: I | dict[str, Any]) -> BaseModel:
+        if isinstance(inp, BaseModel):
+            return inp
+        if self.input_type is None:
+            raise ConfigError(f"agent {self.name!r}: got a dict input but no input_type to validate it against")
+        return self.input_type.model_validate(inp)
+
+    async def arun(
+        self,
+        inp: I | dict[str, Any],
+        *,
+        backend: Backend | None = None,
+        n: int | None = None,
+        retry: Retry | None = None,
+    ) -> AgentResult[O]:
+        backend = backend or self.backend
+        if backend is None:
+            raise ConfigError(f"agent {self.name!r} has no backend; pass backend= to the Agent or to Graph.compile")
+        request = self.request(self.coerce_input(inp), n=n)
+        generation = await self._generate_with_retry(backend, request, retry or self.retry)
+        outputs, bad = parse_choices(self.output_type, generation.choices)
+        run = stats.current()
+        if run is not None:
+            run.record(generation.model or backend.model, generation.usage, len(generation.choices), len(outputs))
+        if len(outputs) < self.min_valid:
+            first = bad[0] if bad else SchemaViolation("no samples returned")
+            raise type(first)(
+                f"agent {self.name!r}: {len(bad)} of {len(generation.choices)} samples failed validation; first: {first}",
+                text=first.text,
+                field=first.field,
+            )
+        return AgentResult[self.output_type](  # type: ignore[name-defined]
+            outputs=outputs,
+            violations=[str(b) for b in bad],
+            usage=generation.usage,
+            latency_s=generation.latency_s,
+            model=generation.model or backend.model,
+            finish_reasons=[c.finish_reason for c in generation.choices],
+        )
+
+    def run(self, inp: I | dict[str, Any], *, backend: Backend | None = None, n: int | None = None) -> AgentResult[O]:
+        return asyncio.run(self.arun(inp, backend=backend, n=n))
+
+    async def _generate_with_retry(self, backend: Backend, request: GenerationRequest, policy: Retry) -> Generation:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential(multiplier=policy.wait_initial_s, max=policy.wait_max_s),
+            retry=retry_if_exception_type(policy.on),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._chat(backend, request)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _chat(self, backend: Backend, request: GenerationRequest) -> Generation:
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": backend.provider,
+            "gen_ai.request.model": backend.model,
+            "gen_ai.request.choice.count": request.n,
+            "gen_ai.request.temperature": request.sampling.temperature,
+            "gen_ai.request.max_tokens": request.sampling.max_tokens,
+            "gen_ai.request.seed": request.sampling.seed,
+            "gen_ai.output.type": "json",
+            "gen_ai.agent.name": self.name,
+        }
+        with tracing.span(f"chat {backend.model}", attrs, kind=tracing.SpanKind.CLIENT) as s:
+            start = time.perf_counter()
+            generation = await backend.generate(request)
+            if not generation.latency_s:
+                generation.latency_s = time.perf_counter() - start
+            if s.is_recording():
+                s.set_attributes(
+                    {
+                        "gen_ai.response.model": generation.model or backend.model,
+                        "gen_ai.response.finish_reasons": [c.finish_reason for c in generation.choices],
+                        "gen_ai.usage.input_tokens": generation.usage.input_tokens,
+                        "gen_ai.usage.output_tokens": generation.usage.output_tokens,
+                    }
+                )
+            return generation

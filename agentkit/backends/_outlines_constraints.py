@@ -1,0 +1,65 @@
+"""Output formatting for llama.cpp: an OutputConstraint -> an outlines logits processor.
+
+Outlines reports some failures only as warnings (llguidance's "ParserTooComplex" was seen to
+warn and then return unconstrained text), so warnings raised while compiling are turned into
+``UnsupportedConstraint`` errors here instead of being left to scroll by.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+from agentkit.backends.base import OutputConstraint
+from agentkit.errors import UnsupportedConstraint
+
+
+#: llguidance compiles in well under a second and needs no JIT; outlines_core needs numba, whose
+#: first JIT compile costs ~20 s per process.
+DEFAULT_ENGINE = "llguidance"
+
+
+def _llguidance_schema(constraint: OutputConstraint) -> str:
+    schema = dict(constraint.value) if isinstance(constraint.value, dict) else json.loads(constraint.value)
+    if constraint.whitespace == "compact":
+        schema.setdefault("x-guidance", {"whitespace_flexible": False, "key_separator": ":", "item_separator": ","})
+    return json.dumps(schema)
+
+
+def compile_processor(outlines_model: Any, constraint: OutputConstraint, engine: str = DEFAULT_ENGINE) -> Any:
+    from outlines.backends import (
+        get_cfg_logits_processor,
+        get_json_schema_logits_processor,
+        get_regex_logits_processor,
+    )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if constraint.kind == "json_schema" and engine == "llguidance":
+                processor = get_json_schema_logits_processor(engine, outlines_model, _llguidance_schema(constraint), None)
+            elif constraint.kind == "json_schema":
+                schema = constraint.value if isinstance(constraint.value, str) else json.dumps(constraint.value)
+                spacing = r"" if constraint.whitespace == "compact" else None
+                processor = get_json_schema_logits_processor(engine, outlines_model, schema, spacing)
+            elif constraint.kind == "regex":
+                processor = get_regex_logits_processor(engine, outlines_model, constraint.value)
+            else:
+                processor = get_cfg_logits_processor("llguidance", outlines_model, constraint.value)
+        except Exception as exc:  # outlines/outlines_core/llguidance raise assorted types
+            raise UnsupportedConstraint(
+                f"llama.cpp backend cannot compile this {constraint.kind} constraint: {exc}; "
+                "simplify the output type (no recursive models, bounded strings) or the grammar"
+            ) from None
+    raise_on_warnings(caught, constraint.kind)
+    return processor
+
+
+def raise_on_warnings(caught: list[warnings.WarningMessage], kind: str) -> None:
+    relevant = [w for w in caught if issubclass(w.category, (UserWarning, RuntimeWarning))]
+    if relevant:
+        raise UnsupportedConstraint(
+            f"the {kind} constraint was not applied: {relevant[0].message}; "
+            "simplify it (a grammar needs explicit spacing and no %ignore)"
+        )

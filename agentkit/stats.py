@@ -1,0 +1,53 @@
+"""Per-run accounting (calls, tokens per model, schema failures) without threading it through state.
+
+A graph run opens a ``RunStats`` in a context variable; every backend call made inside that run,
+including calls in concurrent branches (asyncio tasks copy the context), adds to it. Concurrent
+graph runs each get their own object, so their counts never mix.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import BaseModel, Field
+
+from agentkit.backends.base import Usage
+
+
+class RunStats(BaseModel):
+    calls: int = 0
+    samples: int = 0
+    valid_samples: int = 0
+    usage: Usage = Usage()
+    by_model: dict[str, Usage] = Field(default_factory=dict)
+
+    def record(self, model: str, usage: Usage, samples: int, valid: int) -> None:
+        self.calls += 1
+        self.samples += samples
+        self.valid_samples += valid
+        self.usage = self.usage + usage
+        self.by_model[model] = self.by_model.get(model, Usage()) + usage
+
+    @property
+    def schema_validity(self) -> float | None:
+        return self.valid_samples / self.samples if self.samples else None
+
+
+_current: contextvars.ContextVar[RunStats | None] = contextvars.ContextVar("agentkit_run_stats", default=None)
+
+
+def current() -> RunStats | None:
+    return _current.get()
+
+
+@contextmanager
+def collect() -> Iterator[RunStats]:
+    """Collect stats for everything run inside the block (nested blocks collect separately)."""
+    stats = RunStats()
+    token = _current.set(stats)
+    try:
+        yield stats
+    finally:
+        _current.reset(token)

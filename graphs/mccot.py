@@ -1,0 +1,124 @@
+"""MC-CoT: sample several chains of thought, vote on their answers (Tan et al., 2023).
+
+The paper trains with it; this is its inference-time core, self-consistency with rationale
+selection:
+  1. sample_rationales - k (rationale, answer) pairs in ONE request (n=k, temperature ~0.8).
+  2. vote              - normalise the answers and count them.
+  3. (winner)          - the plurality answer; ties go to the earliest sample (our choice).
+  4. select_rationale  - among samples with the winning answer, the one most similar to the
+                         others by mean token Jaccard (our reading of "select by agreement").
+Output: answer, rationale, vote tally, agreement = winner votes / k (the cascade's confidence).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from agentkit.agent import Agent
+from agentkit.backends.base import Backend, Sampling
+from agentkit.graph import END, START, Graph
+from agentkit.reducers import Tally
+from agentkit.verifiers.answer import normalize_answer
+
+AnswerKind = Literal["text", "number", "label"]
+
+INSTRUCTIONS = (
+    "Solve the problem. First think step by step in 'rationale', then give only the final answer in 'answer'."
+)
+
+
+class Question(BaseModel):
+    question: str
+
+
+class RationaleAnswer(BaseModel):
+    rationale: str
+    answer: str
+
+
+class MCCoTResult(BaseModel):
+    """Graph state and output: what was asked, what each sample said, and how the vote went."""
+
+    question: str
+    k: int = 0
+    answer: str | None = None
+    rationale: str | None = None
+    votes: Tally = Tally()
+    agreement: float = 0.0
+    samples: list[RationaleAnswer] = Field(default_factory=list)
+
+
+def sample_type(answer_kind: AnswerKind, max_rationale_chars: int) -> type[RationaleAnswer]:
+    """The constrained output type: bounded fields so a small model cannot ramble past max_tokens."""
+    answer_field = (
+        Field(max_length=24, pattern=r"^-?[0-9][0-9,]*(\.[0-9]+)?$", description="the final number")
+        if answer_kind == "number"
+        else Field(max_length=48, description="the final answer only")
+    )
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "Rationale",
+        __base__=RationaleAnswer,
+        rationale=(str, Field(max_length=max_rationale_chars, description="step-by-step reasoning")),
+        answer=(str, answer_field),
+    )
+
+
+def _tokens(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def build(
+    backend: Backend | None = None,
+    *,
+    k: int = 5,
+    temperature: float = 0.8,
+    answer_kind: AnswerKind = "text",
+    max_tokens: int = 256,
+    max_rationale_chars: int = 400,
+    seed: int | None = None,
+) -> Graph[MCCoTResult]:
+    solver = Agent(
+        "sample_rationales",
+        instructions=INSTRUCTIONS,
+        input_type=Question,
+        output_type=sample_type(answer_kind, max_rationale_chars),
+        backend=backend,
+        n=k,
+        sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
+    )
+
+    def vote(state: MCCoTResult) -> dict[str, object]:
+        votes = Tally().add(normalize_answer(s.answer, answer_kind) for s in state.samples)
+        winner = votes.winner
+        agreement = votes.counts[winner] / k if winner is not None else 0.0
+        return {"k": k, "votes": votes, "answer": winner, "agreement": agreement}
+
+    def select_rationale(state: MCCoTResult) -> dict[str, object]:
+        agreeing = [s for s in state.samples if normalize_answer(s.answer, answer_kind) == state.answer]
+        if not agreeing:
+            return {"rationale": None}
+        bags = [_tokens(s.rationale) for s in agreeing]
+
+        def support(i: int) -> float:
+            others = [_jaccard(bags[i], b) for j, b in enumerate(bags) if j != i]
+            return sum(others) / len(others) if others else 0.0
+
+        best = max(range(len(agreeing)), key=lambda i: (support(i), -i))
+        return {"rationale": agreeing[best].rationale}
+
+    graph = Graph("mccot", MCCoTResult, inputs=["question"])
+    graph.add_agent("sample_rationales", solver, inputs=["question"], output="samples", many=True)
+    graph.add_node("vote", vote, reads=["samples"], writes=["k", "votes", "answer", "agreement"])
+    graph.add_node("select_rationale", select_rationale, reads=["samples", "answer"], writes=["rationale"])
+    graph.add_edge(START, "sample_rationales")
+    graph.add_edge("sample_rationales", "vote")
+    graph.add_edge("vote", "select_rationale")
+    graph.add_edge("select_rationale", END)
+    return graph
