@@ -1,0 +1,51 @@
+"""Backend wrappers for testing runtime mechanics around real (replayed) generations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from agentkit.backends.base import Backend, Generation, GenerationRequest
+from agentkit.errors import TransientBackendError
+
+
+class Recording:
+    """Passes requests through and records them, with an optional delay to make overlap visible."""
+
+    def __init__(self, inner: Backend, delay_s: float = 0.0) -> None:
+        self.inner = inner
+        self.provider = inner.provider
+        self.model = inner.model
+        self.delay_s = delay_s
+        self.requests: list[GenerationRequest] = []
+        self.spans: list[tuple[float, float]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        self.requests.append(request)
+        start = time.perf_counter()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+            return await self.inner.generate(request)
+        finally:
+            self.in_flight -= 1
+            self.spans.append((start, time.perf_counter()))
+
+
+class Flaky(Recording):
+    """Fails the first ``failures`` calls with a transient error, then behaves."""
+
+    def __init__(self, inner: Backend, failures: int, error: type[Exception] = TransientBackendError) -> None:
+        super().__init__(inner)
+        self.failures = failures
+        self.error = error
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        if self.failures > 0:
+            self.failures -= 1
+            self.requests.append(request)
+            raise self.error("simulated connection reset")
+        return await super().generate(request)
