@@ -39,3 +39,21 @@ def replay(request: pytest.FixtureRequest) -> Callable[[str], ReplayBackend]:
         return ReplayBackend(path)
 
     return make
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch):
+    """Finished spans of the code under test, from an in-memory exporter (no global provider set)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import agentkit.tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(agentkit.tracing, "tracer", lambda: provider.get_tracer("agentkit"))
+    monkeypatch.setattr(agentkit.tracing, "enabled", lambda: True)
+    yield exporter
+    provider.shutdown()

@@ -53,7 +53,33 @@ def compile_processor(outlines_model: Any, constraint: OutputConstraint, engine:
                 "simplify the output type (no recursive models, bounded strings) or the grammar"
             ) from None
     raise_on_warnings(caught, constraint.kind)
+    _validate_llguidance(processor, constraint.kind)
     return processor
+
+
+def _validate_llguidance(processor: Any, kind: str) -> None:
+    """llguidance builds its matcher lazily at the first token and, on a bad grammar, only warns
+    while generation continues unconstrained; validate up front instead."""
+    grammar = getattr(processor, "grammar", None)
+    tokenizer = getattr(processor, "llg_tokenizer", None)
+    if grammar is None or tokenizer is None:
+        return
+    from llguidance import LLMatcher
+
+    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
+    if is_error or messages:
+        first = (messages[0] if messages else "invalid grammar").strip().splitlines()[0]
+        raise UnsupportedConstraint(
+            f"llama.cpp backend cannot compile this {kind} constraint: {first}; fix the grammar or simplify it"
+        )
+
+
+def matcher_error(processor: Any) -> str | None:
+    """The first error an llguidance matcher hit while generating (e.g. ParserTooComplex)."""
+    for matcher in getattr(processor, "ll_matchers", None) or ():
+        if matcher.is_error():
+            return str(matcher.get_error())
+    return None
 
 
 def raise_on_warnings(caught: list[warnings.WarningMessage], kind: str) -> None:

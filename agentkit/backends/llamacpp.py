@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from agentkit.backends._chat_format import ChatTemplate
-from agentkit.backends._outlines_constraints import DEFAULT_ENGINE, compile_processor, raise_on_warnings
+from agentkit.backends._outlines_constraints import (
+    DEFAULT_ENGINE,
+    compile_processor,
+    matcher_error,
+    raise_on_warnings,
+)
 from agentkit.backends.base import Choice, Generation, GenerationRequest, OutputConstraint, Usage
 from agentkit.decoding import GrammarCache
 from agentkit.errors import BackendError, ConfigError, ModelNotFound, UnsupportedConstraint
@@ -169,3 +174,6 @@ class _Guarded:
             raise UnsupportedConstraint(
                 f"the {kind} constraint could not be applied on llama.cpp: {type(self.error).__name__}: {self.error}"
             ) from self.error
+        failure = matcher_error(self._inner)
+        if failure:
+            raise UnsupportedConstraint(f"the {kind} constraint stopped applying mid-sample: {failure.splitlines()[0]}")

@@ -1,0 +1,57 @@
+"""CLI bad input: one line naming the problem and exit code 2, before any model is loaded."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from agentkit.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_unknown_pattern() -> None:
+    r = run("run", "treeofthought", "--question", "hi")
+    assert r.exit_code == 2
+    assert "unknown pattern 'treeofthought'; choose one of:" in r.output
+    assert "mccot" in r.output
+
+
+def test_malformed_input_json_names_the_option() -> None:
+    r = run("run", "mccot", "--input", '{"question": ')
+    assert r.exit_code == 2
+    assert "--input is not valid JSON" in r.output
+
+
+def test_input_json_missing_field() -> None:
+    r = run("run", "mccot", "--input", '{"q": "hi"}')
+    assert r.exit_code == 2
+    assert "--input field 'question': Field required" in r.output
+
+
+def test_question_and_input_are_exclusive() -> None:
+    r = run("run", "mccot", "--question", "a", "--input", '{"question": "b"}')
+    assert r.exit_code == 2
+    assert "exactly one of --question" in r.output
+
+
+def test_missing_gguf_path() -> None:
+    r = run("run", "mccot", "--question", "hi", "--model", "/nonexistent/model.gguf")
+    assert r.exit_code == 2
+    assert "GGUF model file not found: /nonexistent/model.gguf" in r.output
+
+
+def test_unknown_backend() -> None:
+    r = run("run", "mccot", "--question", "hi", "--backend", "tgi")
+    assert r.exit_code == 2
+    assert "unknown backend 'tgi'" in r.output
+
+
+@pytest.mark.parametrize("bad", ["0", "-3"])
+def test_samples_must_be_positive(bad: str) -> None:
+    r = run("run", "mccot", "--question", "hi", "--samples", bad)
+    assert r.exit_code == 2

@@ -1,0 +1,254 @@
+"""Lark grammars that only admit canonical FOLIO formulas, for guided (constrained) decoding.
+
+Why the grammar looks the way it does (the first two points come from real runs, see DESIGN.md):
+
+* No ``%ignore`` and no free whitespace: spacing is part of the lexemes (``" ∧ "``, ``"∀x ("``).
+  llguidance stopped with "ParserTooComplex" on a grammar with ``%ignore " "`` and single-byte
+  lexemes, and outlines only *warned* and returned unconstrained text; the tight form
+  constrained SmolLM2 correctly. It also leaves the model exactly one spelling per formula.
+* Depth-indexed rules (``f3`` may only contain ``f2``-level operands, ...), bounded ∧/∨ chains,
+  bounded arity and bounded name length make the language finite, so a sampled formula must
+  close its parentheses instead of running until max_tokens cuts it mid-formula.
+* The language is exactly the output of ``to_str`` for formulas within the bounds (see
+  ``grammar_depth`` for how depth is counted; names are limited to Latin letters, digits and the
+  name punctuation), so everything it admits parses, and every canonical print of a formula
+  within the bounds is admitted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from agentkit.errors import ConfigError
+from agentkit.verifiers._fol_parse import FOLSyntaxError, _valid_name, _valid_var, parse
+
+# Name characters: ASCII letters/digits/_ plus Latin-1 and Latin Extended-A letters (FOLIO has
+# Świątek), continuation-only characters ' ’ +, and . - only *between* two name characters:
+# exactly what the parser's lexer reads as one name.
+_L = "A-Za-z0-9_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f"
+_NAME_CLASS = f"[{_L}]"
+_CONT_CLASS = f"[{_L}'\u2019+]"
+_HEADER = "PREMISES:\n"
+_DIVIDER = "\nCONCLUSION:\n"
+_HEADER_RE = re.compile(r"PREMISES:\r?\n")
+_DIVIDER_RE = re.compile(r"\r?\nCONCLUSION:\r?\n")
+
+
+def _name_regex(max_len: int) -> str:
+    return f"{_NAME_CLASS}(?:{_CONT_CLASS}|[.-]{_NAME_CLASS}){{0,{max_len - 1}}}"
+
+
+def _valid_predicate(item: object) -> bool:
+    if not (isinstance(item, tuple) and len(item) == 2):
+        return False
+    name, arity = item
+    return _valid_name(name) and isinstance(arity, int) and not isinstance(arity, bool) and arity >= 1
+
+
+def _lit(text: str) -> str:
+    """A lark string literal (names are validated, so only quotes/backslashes need care)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _formula_rules(
+    predicates: Sequence[tuple[str, int]] | None,
+    constants: Sequence[str] | None,
+    variables: Sequence[str],
+    max_depth: int,
+    max_width: int,
+    max_arity: int,
+    max_name_len: int,
+) -> tuple[list[str], str]:
+    """Rules for one formula; returns (lines, name of the top rule)."""
+    if max_depth < 0 or max_width < 2 or max_arity < 1 or max_name_len < 1:
+        raise ConfigError(
+            "fol_grammar needs max_depth >= 0, max_width >= 2, max_arity >= 1, max_name_len >= 1"
+        )
+    if not variables or not all(_valid_var(v) for v in variables):
+        raise ConfigError(f"variables must be non-empty names of letters/digits/_: {variables!r}")
+    variables = list(dict.fromkeys(variables))
+    lines: list[str] = []
+
+    # terms
+    if constants is None:
+        term = "NAME"
+        lines.append(f"{term}: /{_name_regex(max_name_len)}/")
+    else:
+        bad = [c for c in constants if not _valid_name(c)]
+        if bad:
+            raise ConfigError(f"invalid constant names for the FOL grammar: {bad!r}")
+        term = "term"
+        alts = list(dict.fromkeys([*constants, *variables]))
+        lines.append(f"{term}: " + " | ".join(_lit(a) for a in alts))
+
+    # atoms
+    atom = "atom"
+    if predicates is None:
+        pred = "PRED"
+        lines.append(f"{pred}: /{_name_regex(max_name_len)}\\(/")
+        lines.append(f'{atom}: {pred} {term} ("{", "}" {term})~0..{max_arity - 1} ")"')
+    else:
+        if not predicates:
+            raise ConfigError("predicates must list at least one (name, arity) pair, or be None")
+        bad_p = [x for x in predicates if not _valid_predicate(x)]
+        if bad_p:
+            raise ConfigError(f"invalid (predicate, arity) pairs for the FOL grammar: {bad_p!r}")
+        alts = []
+        for name, arity in dict.fromkeys((n, a) for n, a in predicates):
+            args = " ".join([term] + [f'", " {term}'] * (arity - 1))
+            alts.append(f'{_lit(name + "(")} {args} ")"')
+        lines.append(f"{atom}: " + " | ".join(alts))
+
+    qopen = " | ".join(_lit(f"{q}{v} (") for v in variables for q in "∀∃")
+    qpre = " | ".join(_lit(f"{q}{v} ") for v in variables for q in "∀∃")
+    lines.append(f"qopen: {qopen}")
+    lines.append(f"qpre: {qpre}")
+
+    def binary(d: int) -> str:
+        op = f"p{d}"
+        chains = [f'{op} (" ∧ " {op})~1..{max_width - 1}', f'{op} (" ∨ " {op})~1..{max_width - 1}']
+        pairs = [f'{op} " {sym} " {op}' for sym in ("⊕", "→", "↔")]
+        return " | ".join(chains + pairs)
+
+    for d in range(max_depth + 1):
+        # p{d}: an operand whose printed nesting is <= d (atoms and ¬ stand bare, others in parens)
+        p_alts = [atom]
+        f_alts = [atom]
+        if d >= 1:
+            lines.append(f'neg{d}: "¬" p{d - 1}')
+            p_alts += [f"neg{d}", f'"(" bin{d - 1} ")"']
+            f_alts.append(f"neg{d}")
+            q_alts = [f'qopen qb{d - 1} ")"']
+            if d >= 2:
+                p_alts.append(f'"(" q{d - 1} ")"')
+                q_alts.append(f"qpre q{d - 1}")
+            lines.append(f"q{d}: " + " | ".join(q_alts))
+        lines.append(f"p{d}: " + " | ".join(p_alts))
+        lines.append(f"bin{d}: {binary(d)}")
+        # qb{d}: a quantifier body that is not itself a quantifier
+        lines.append(f"qb{d}: " + " | ".join(f_alts + [f"bin{d}"]))
+        if d >= 1:
+            f_alts.append(f"q{d}")
+        lines.append(f"f{d}: " + " | ".join(f_alts + [f"bin{d}"]))
+    return lines, f"f{max_depth}"
+
+
+def fol_grammar(
+    predicates: Sequence[tuple[str, int]] | None = None,
+    constants: Sequence[str] | None = None,
+    max_depth: int = 5,
+    *,
+    variables: Sequence[str] = ("x", "y", "z", "w"),
+    max_width: int = 8,
+    max_arity: int = 4,
+    max_name_len: int = 48,
+) -> str:
+    """A Lark grammar (``start:`` rule) admitting one canonical FOLIO formula.
+
+    ``predicates`` (name, arity) pairs and ``constants`` restrict the vocabulary (and fix each
+    predicate's arity) when the caller knows it; ``None`` admits any well-formed name. Bounds:
+    ``max_depth`` nesting levels as :func:`grammar_depth` counts them (FOLIO's gold formulas need
+    at most 5), ``max_width`` operands per ∧/∨ chain, ``max_arity`` arguments per predicate,
+    ``max_name_len`` characters per name.
+    The result is accepted by llguidance (outlines' CFG backend, vLLM's ``structured_outputs``
+    ``grammar``) and by the ``lark`` package.
+    """
+    lines, top = _formula_rules(
+        predicates, constants, variables, max_depth, max_width, max_arity, max_name_len
+    )
+    return "\n".join([f"start: {top}", *lines]) + "\n"
+
+
+def linc_program_grammar(
+    n_premises: int,
+    predicates: Sequence[tuple[str, int]] | None = None,
+    constants: Sequence[str] | None = None,
+    max_depth: int = 5,
+    *,
+    variables: Sequence[str] = ("x", "y", "z", "w"),
+    max_width: int = 8,
+    max_arity: int = 4,
+    max_name_len: int = 48,
+) -> str:
+    """A Lark grammar for LINC's whole output: exactly ``n_premises`` formulas, then one more.
+
+    Layout (no other whitespace)::
+
+        PREMISES:
+        <formula>          (n_premises lines)
+        CONCLUSION:
+        <formula>
+
+    Fixing the count to the number of natural-language premises keeps the model aligned one
+    formula per premise, and the fixed layout is what :func:`parse_linc_program` reads back.
+    """
+    if not isinstance(n_premises, int) or n_premises < 1:
+        raise ConfigError(f"n_premises must be a positive int, got {n_premises!r}")
+    lines, top = _formula_rules(
+        predicates, constants, variables, max_depth, max_width, max_arity, max_name_len
+    )
+    body = " ".join([_lit(_HEADER), top] + [f'"\\n" {top}'] * (n_premises - 1))
+    start = f"start: {body} {_lit(_DIVIDER)} {top}"
+    return "\n".join([start, *lines]) + "\n"
+
+
+def parse_linc_program(text: str) -> tuple[list[str], str]:
+    """Split a LINC program into (premises, conclusion) and check that every formula parses.
+
+    Raises :class:`FOLSyntaxError` with the position in ``text`` of the layout problem or of the
+    offending token inside a formula, so the message can go straight back to the model.
+    """
+    if not isinstance(text, str):
+        raise FOLSyntaxError(
+            f"program must be a string, not {type(text).__name__}",
+            position=0,
+            token="",
+            formula=repr(text)[:200],
+        )
+    header = _HEADER_RE.match(text)
+    if header is None:
+        raise FOLSyntaxError(
+            "expected the program to start with 'PREMISES:' on its own line",
+            position=0,
+            token=text[:10],
+            formula=text,
+        )
+    body_start = header.end()
+    divider = _DIVIDER_RE.search(text, body_start - 1)
+    if divider is None:
+        raise FOLSyntaxError(
+            "expected a 'CONCLUSION:' line after the premises", position=len(text), token="", formula=text
+        )
+    if divider.start() < body_start:
+        raise FOLSyntaxError("expected at least one premise", position=body_start, token="", formula=text)
+    premises: list[str] = []
+    offset = body_start
+    for line in text[body_start : divider.start()].split("\n"):
+        premises.append(_checked(line, offset, text).rstrip("\r"))  # a stray '\r' is whitespace to the parser
+        offset += len(line) + 1
+    start = divider.end()
+    conclusion = text[start:].rstrip("\r\n")
+    if "\n" in conclusion:
+        extra = start + conclusion.index("\n") + 1
+        raise FOLSyntaxError(
+            "expected exactly one conclusion formula",
+            position=extra,
+            token=text[extra : extra + 20].split("\n")[0],
+            formula=text,
+        )
+    return premises, _checked(conclusion, start, text)
+
+
+def _checked(formula: str, offset: int, program: str) -> str:
+    try:
+        parse(formula)
+    except FOLSyntaxError as exc:
+        raise FOLSyntaxError(
+            f"{exc.problem} in formula {formula!r}",
+            position=offset + exc.position,
+            token=exc.token,
+            formula=program,
+            hint=exc.hint,
+        ) from None
+    return formula
