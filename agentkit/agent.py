@@ -20,8 +20,8 @@ from agentkit.backends.base import Backend, Generation, GenerationRequest, Messa
 from agentkit.decoding import constraint_for, parse_choices
 from agentkit.errors import ConfigError, SchemaViolation, TransientBackendError
 
-I = TypeVar("I", bound=BaseModel)
-O = TypeVar("O", bound=BaseModel)
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
 
 
 class Retry(BaseModel):
@@ -38,8 +38,8 @@ class Retry(BaseModel):
     on: tuple[type[Exception], ...] = (TransientBackendError,)
 
 
-class AgentResult(BaseModel, Generic[O]):
-    outputs: list[O]
+class AgentResult(BaseModel, Generic[OutT]):
+    outputs: list[OutT]
     violations: list[str] = Field(default_factory=list)
     usage: Usage = Usage()
     latency_s: float = 0.0
@@ -47,7 +47,7 @@ class AgentResult(BaseModel, Generic[O]):
     finish_reasons: list[str] = Field(default_factory=list)
 
     @property
-    def output(self) -> O:
+    def output(self) -> OutT:
         return self.outputs[0]
 
 
@@ -80,7 +80,7 @@ def schema_hint(output_type: type[BaseModel]) -> str:
     return "Reply with one JSON object: {" + ", ".join(parts) + "}"
 
 
-class Agent(Generic[I, O]):
+class Agent(Generic[InT, OutT]):
     """A typed LLM call. ``backend`` may be left None and supplied by the graph at compile time."""
 
     def __init__(
@@ -88,13 +88,13 @@ class Agent(Generic[I, O]):
         name: str,
         *,
         instructions: str,
-        output_type: type[O],
-        input_type: type[I] | None = None,
+        output_type: type[OutT],
+        input_type: type[InT] | None = None,
         backend: Backend | None = None,
         n: int = 1,
         sampling: Sampling | None = None,
-        prompt: Callable[[I], str] | None = None,
-        examples: Sequence[tuple[I, O]] = (),
+        prompt: Callable[[InT], str] | None = None,
+        examples: Sequence[tuple[InT, OutT]] = (),
         retry: Retry | None = None,
         min_valid: int = 1,
     ) -> None:
@@ -115,7 +115,7 @@ class Agent(Generic[I, O]):
         self.min_valid = min_valid
         self._constraint = constraint_for(output_type)
 
-    def messages(self, inp: I) -> tuple[Message, ...]:
+    def messages(self, inp: InT) -> tuple[Message, ...]:
         system = f"{self.instructions}\n{schema_hint(self.output_type)}"
         msgs = [Message(role="system", content=system)]
         for ex_in, ex_out in self.examples:
@@ -124,12 +124,12 @@ class Agent(Generic[I, O]):
         msgs.append(Message(role="user", content=self.prompt(inp)))
         return tuple(msgs)
 
-    def request(self, inp: I, *, n: int | None = None, sampling: Sampling | None = None) -> GenerationRequest:
+    def request(self, inp: InT, *, n: int | None = None, sampling: Sampling | None = None) -> GenerationRequest:
         return GenerationRequest(
             messages=self.messages(inp), n=n or self.n, sampling=sampling or self.sampling, constraint=self._constraint
         )
 
-    def coerce_input(self, inp: I | dict[str, Any]) -> BaseModel:
+    def coerce_input(self, inp: InT | dict[str, Any]) -> BaseModel:
         if isinstance(inp, BaseModel):
             return inp
         if self.input_type is None:
@@ -138,12 +138,12 @@ class Agent(Generic[I, O]):
 
     async def arun(
         self,
-        inp: I | dict[str, Any],
+        inp: InT | dict[str, Any],
         *,
         backend: Backend | None = None,
         n: int | None = None,
         retry: Retry | None = None,
-    ) -> AgentResult[O]:
+    ) -> AgentResult[OutT]:
         backend = backend or self.backend
         if backend is None:
             raise ConfigError(f"agent {self.name!r} has no backend; pass backend= to the Agent or to Graph.compile")
@@ -169,7 +169,7 @@ class Agent(Generic[I, O]):
             finish_reasons=[c.finish_reason for c in generation.choices],
         )
 
-    def run(self, inp: I | dict[str, Any], *, backend: Backend | None = None, n: int | None = None) -> AgentResult[O]:
+    def run(self, inp: InT | dict[str, Any], *, backend: Backend | None = None, n: int | None = None) -> AgentResult[OutT]:
         return asyncio.run(self.arun(inp, backend=backend, n=n))
 
     async def _generate_with_retry(self, backend: Backend, request: GenerationRequest, policy: Retry) -> Generation:

@@ -48,6 +48,25 @@ def _parse_input(input_type: type[BaseModel], question: str | None, input_json: 
         _fail(f"--input field {field!r}: {err['msg']}; expected fields: {', '.join(input_type.model_fields)}")
 
 
+def _parse_knobs(options: list[str], build: Any) -> dict[str, Any]:
+    """``-o k=3 -o answer_kind=number``: values are JSON when they parse, else plain strings."""
+    import inspect
+
+    accepted = set(inspect.signature(build).parameters) - {"backend"}
+    knobs: dict[str, Any] = {}
+    for item in options:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            _fail(f"--option {item!r} is not KEY=VALUE")
+        if key not in accepted:
+            _fail(f"--option {key!r} is not a knob of this pattern; knobs: {', '.join(sorted(accepted))}")
+        try:
+            knobs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            knobs[key] = raw
+    return knobs
+
+
 @app.command()
 def run(
     pattern: Annotated[str, typer.Argument(help="daslam | maj | linc | mccot | cascade")],
@@ -59,6 +78,9 @@ def run(
     samples: Annotated[int | None, typer.Option("--samples", min=1, help="k samples (n=k in one request)")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="sampling seed")] = None,
     trace_file: Annotated[str | None, typer.Option("--trace-file", help="write spans as JSON lines here")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="pattern knob KEY=VALUE (JSON value), repeatable")
+    ] = None,
 ) -> None:
     """Run one pattern on one input and print the result as JSON."""
     from agentkit import tracing
@@ -76,6 +98,7 @@ def run(
             knobs[spec.samples_knob] = samples
         if seed is not None:
             knobs["seed"] = seed
+        knobs.update(_parse_knobs(option or [], module.build))
         graph = module.build(engine, **knobs).compile()
         result = asyncio.run(graph.ainvoke(inp))
         if provider is not None:

@@ -4,7 +4,7 @@ This measures the verifier and the annotations, not a model: a LINC pipeline can
 ceiling with gold-quality translations. Rows with a malformed gold formula count as errors (they
 cannot agree). Usage::
 
-    python bench/folio_gold_agreement.py [--data data/folio/folio-validation.jsonl]
+    python bench/folio_gold_agreement.py [--data agentkit/eval/data/folio/folio-validation.jsonl]
                                          [--timeout 10] [--show-disagreements]
 """
 
@@ -24,7 +24,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=_ROOT / "data/folio/folio-validation.jsonl")
+    ap.add_argument("--data", type=Path, default=_ROOT / "agentkit/eval/data/folio/folio-validation.jsonl")
     ap.add_argument("--timeout", type=float, default=10.0, help="z3 timeout per check, seconds")
     ap.add_argument("--show-disagreements", action="store_true")
     args = ap.parse_args(argv)

@@ -29,6 +29,13 @@ INSTRUCTIONS = (
     "Solve the problem. First think step by step in 'rationale', then give only the final answer in 'answer'."
 )
 
+#: One worked example (ours), shown before the question: small models copy the answer format.
+EXAMPLE = (
+    "Tom has 3 boxes with 5 apples in each box. He eats 2 apples. How many apples are left?",
+    "There are 3 * 5 = 15 apples. After eating 2, 15 - 2 = 13 apples are left.",
+    "13",
+)
+
 
 class Question(BaseModel):
     question: str
@@ -83,19 +90,25 @@ def build(
     max_tokens: int = 256,
     max_rationale_chars: int = 400,
     seed: int | None = None,
+    examples: list[tuple[str, str, str]] | None = None,
 ) -> Graph[MCCoTResult]:
+    """``examples`` are (question, rationale, answer) shots; default one worked example, [] for none."""
+    output_type = sample_type(answer_kind, max_rationale_chars)
+    shots = [EXAMPLE] if examples is None else examples
     solver = Agent(
         "sample_rationales",
         instructions=INSTRUCTIONS,
         input_type=Question,
-        output_type=sample_type(answer_kind, max_rationale_chars),
+        output_type=output_type,
+        examples=[(Question(question=q), output_type(rationale=r, answer=a)) for q, r, a in shots],
         backend=backend,
         n=k,
         sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
     )
 
     def vote(state: MCCoTResult) -> dict[str, object]:
-        votes = Tally().add(normalize_answer(s.answer, answer_kind) for s in state.samples)
+        keys = (normalize_answer(s.answer, answer_kind) for s in state.samples)
+        votes = Tally().add(key for key in keys if key)  # "" means no answer was found: not a vote
         winner = votes.winner
         agreement = votes.counts[winner] / k if winner is not None else 0.0
         return {"k": k, "votes": votes, "answer": winner, "agreement": agreement}

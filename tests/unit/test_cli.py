@@ -55,3 +55,16 @@ def test_unknown_backend() -> None:
 def test_samples_must_be_positive(bad: str) -> None:
     r = run("run", "mccot", "--question", "hi", "--samples", bad)
     assert r.exit_code == 2
+
+
+def test_unknown_pattern_option_lists_the_knobs() -> None:
+    r = run("run", "mccot", "--question", "hi", "-o", "temprature=0.5")
+    assert r.exit_code == 2
+    assert "--option 'temprature' is not a knob of this pattern; knobs:" in r.output
+    assert "temperature" in r.output
+
+
+def test_malformed_pattern_option() -> None:
+    r = run("run", "mccot", "--question", "hi", "-o", "k")
+    assert r.exit_code == 2
+    assert "is not KEY=VALUE" in r.output

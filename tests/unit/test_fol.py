@@ -1,6 +1,6 @@
 """Tests for agentkit.verifiers.fol: parser, printer, z3 entailment, grammars, verifier, safety.
 
-The FOLIO data is read from the repo's data/folio copy. llguidance is driven with a byte-level
+The FOLIO data is read from the copy shipped in agentkit/eval/data/folio. llguidance is driven with a byte-level
 tokenizer (every byte is a token), which checks the grammar's *language* without a model.
 """
 
@@ -49,7 +49,7 @@ from agentkit.verifiers.fol import (
     to_str,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "folio"
+DATA = Path(__file__).resolve().parents[2] / "agentkit" / "eval" / "data" / "folio"
 
 # ------------------------------------------------------------------------------------------------
 # FOLIO gold formulas
