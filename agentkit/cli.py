@@ -110,6 +110,20 @@ def run(
     typer.echo(result.model_dump_json())
 
 
+#: Modules that add their own commands to ``app`` via ``register(app)``, one job per module.
+_COMMAND_MODULES: list[str] = []
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     app()
