@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[llamacpp,dev]"
+	$(BIN)/python -m pip install -q -e ".[llamacpp,dev,retrieval]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+
+.PHONY: phoenix
+phoenix: $(STAMP)  # Phoenix on 127.0.0.1:6006 (installed into its own cached venv on first use)
+	$(BIN)/agentkit trace serve
+
+.PHONY: vllm-server
+vllm-server: $(STAMP)  # vLLM (CPU) serving SmolLM2 on 127.0.0.1:8000; its venv and the model are made on first use
+	$(BIN)/agentkit serve vllm
 
 clean:
 	rm -rf $(VENV)

@@ -1,7 +1,8 @@
 """Agent: instructions + a typed input -> n typed outputs from one backend request.
 
-Every sample is produced under the output type's JSON schema and then validated; k samples are
-always ONE request with n=k, so a backend that batches (vLLM) shares the prefill across them.
+Every sample is produced under the output type's JSON schema (or a ``TextOutput``'s grammar, for
+outputs with a notation of their own) and then validated; k samples are always ONE request with
+n=k, so a backend that batches (vLLM) shares the prefill across them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from agentkit import stats, tracing
+from agentkit._text_outputs import TextOutput
 from agentkit.backends.base import Backend, Generation, GenerationRequest, Message, Sampling, Usage
 from agentkit.decoding import constraint_for, parse_choices
 from agentkit.errors import ConfigError, SchemaViolation, TransientBackendError
@@ -97,7 +99,9 @@ class Agent(Generic[InT, OutT]):
         examples: Sequence[tuple[InT, OutT]] = (),
         retry: Retry | None = None,
         min_valid: int = 1,
+        text_output: TextOutput[Any, Any] | None = None,
     ) -> None:
+        """``text_output`` writes the output in its own grammar instead of JSON (see ``_text_outputs``)."""
         if n < 1:
             raise ConfigError(f"agent {name!r}: n must be >= 1, got {n}")
         if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
@@ -113,20 +117,26 @@ class Agent(Generic[InT, OutT]):
         self.examples = list(examples)
         self.retry = retry or Retry()
         self.min_valid = min_valid
-        self._constraint = constraint_for(output_type)
+        self.text_output = text_output
+        self._constraint = None if text_output is not None else constraint_for(output_type)
 
     def messages(self, inp: InT) -> tuple[Message, ...]:
-        system = f"{self.instructions}\n{schema_hint(self.output_type)}"
+        text = self.text_output
+        system = f"{self.instructions}\n{text.hint if text is not None else schema_hint(self.output_type)}"
         msgs = [Message(role="system", content=system)]
         for ex_in, ex_out in self.examples:
             msgs.append(Message(role="user", content=self.prompt(ex_in)))
-            msgs.append(Message(role="assistant", content=ex_out.model_dump_json()))
+            reply = text.render(ex_in, ex_out) if text is not None else ex_out.model_dump_json()
+            msgs.append(Message(role="assistant", content=reply))
         msgs.append(Message(role="user", content=self.prompt(inp)))
         return tuple(msgs)
 
     def request(self, inp: InT, *, n: int | None = None, sampling: Sampling | None = None) -> GenerationRequest:
         return GenerationRequest(
-            messages=self.messages(inp), n=n or self.n, sampling=sampling or self.sampling, constraint=self._constraint
+            messages=self.messages(inp),
+            n=n or self.n,
+            sampling=sampling or self.sampling,
+            constraint=self.text_output.constraint_for(inp) if self.text_output is not None else self._constraint,
         )
 
     def coerce_input(self, inp: InT | dict[str, Any]) -> BaseModel:
@@ -144,12 +154,16 @@ class Agent(Generic[InT, OutT]):
         n: int | None = None,
         retry: Retry | None = None,
     ) -> AgentResult[OutT]:
-        backend = backend or self.backend
+        backend = backend if backend is not None else self.backend  # an empty ReplayBackend is falsy
         if backend is None:
             raise ConfigError(f"agent {self.name!r} has no backend; pass backend= to the Agent or to Graph.compile")
-        request = self.request(self.coerce_input(inp), n=n)
+        valid_inp = self.coerce_input(inp)
+        request = self.request(valid_inp, n=n)  # type: ignore[arg-type]
         generation = await self._generate_with_retry(backend, request, retry or self.retry)
-        outputs, bad = parse_choices(self.output_type, generation.choices)
+        if self.text_output is not None:
+            outputs, bad = self.text_output.parse_choices(self.output_type, generation.choices, valid_inp)
+        else:
+            outputs, bad = parse_choices(self.output_type, generation.choices)
         run = stats.current()
         if run is not None:
             run.record(generation.model or backend.model, generation.usage, len(generation.choices), len(outputs))
@@ -185,29 +199,10 @@ class Agent(Generic[InT, OutT]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _chat(self, backend: Backend, request: GenerationRequest) -> Generation:
-        attrs = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": backend.provider,
-            "gen_ai.request.model": backend.model,
-            "gen_ai.request.choice.count": request.n,
-            "gen_ai.request.temperature": request.sampling.temperature,
-            "gen_ai.request.max_tokens": request.sampling.max_tokens,
-            "gen_ai.request.seed": request.sampling.seed,
-            "gen_ai.output.type": "json",
-            "gen_ai.agent.name": self.name,
-        }
-        with tracing.span(f"chat {backend.model}", attrs, kind=tracing.SpanKind.CLIENT) as s:
+        with tracing.chat_span(agent=self.name, provider=backend.provider, model=backend.model, request=request) as s:
             start = time.perf_counter()
             generation = await backend.generate(request)
             if not generation.latency_s:
                 generation.latency_s = time.perf_counter() - start
-            if s.is_recording():
-                s.set_attributes(
-                    {
-                        "gen_ai.response.model": generation.model or backend.model,
-                        "gen_ai.response.finish_reasons": [c.finish_reason for c in generation.choices],
-                        "gen_ai.usage.input_tokens": generation.usage.input_tokens,
-                        "gen_ai.usage.output_tokens": generation.usage.output_tokens,
-                    }
-                )
+            tracing.record_generation(s, generation, model=backend.model)
             return generation

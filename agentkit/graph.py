@@ -104,10 +104,13 @@ class Graph(Generic[S]):
         inputs: Sequence[str] | Mapping[str, str] | None = None,
         many: bool | None = None,
         retry: Retry | None = None,
+        violations: str | None = None,
     ) -> Graph[S]:
         """Run ``agent`` on state keys; write its outputs (a list if ``many``, default n > 1) to ``output``.
 
         ``inputs`` maps the agent's input field names to state keys (a list means same names).
+        ``violations`` names a key that also receives the messages of samples that failed validation
+        (with ``min_valid=0`` on the agent, a pattern can then count failed samples instead of failing).
         """
         mapping = self._input_mapping(name, agent, inputs)
         input_model = agent.input_type or create_model(  # type: ignore[call-overload]
@@ -118,23 +121,21 @@ class Graph(Generic[S]):
 
         async def run(state: BaseModel, backend: Backend | None) -> dict[str, Any]:
             inp = input_model.model_validate({f: getattr(state, key) for f, key in mapping.items()})
-            with tracing.span(
-                f"invoke_agent {name}",
-                {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name, "agentkit.node.kind": "agent"},
-            ) as s:
-                result = await agent.arun(inp, backend=agent.backend or backend, retry=retry)
+            engine = agent.backend or backend
+            with tracing.agent_span(name, provider=getattr(engine, "provider", None),
+                                    model=getattr(engine, "model", None), inp=inp) as s:
+                result = await agent.arun(inp, backend=engine, retry=retry)
                 if s.is_recording():
-                    s.set_attributes(
-                        {
-                            "gen_ai.usage.input_tokens": result.usage.input_tokens,
-                            "gen_ai.usage.output_tokens": result.usage.output_tokens,
-                            "agentkit.samples.valid": len(result.outputs),
-                            "agentkit.samples.invalid": len(result.violations),
-                        }
-                    )
-            return {output: result.outputs if many else result.outputs[0]}
+                    s.set_attributes({"agentkit.samples.valid": len(result.outputs),
+                                      "agentkit.samples.invalid": len(result.violations)})
+                    tracing.set_output(s, result.outputs)
+            update: dict[str, Any] = {output: result.outputs if many else result.outputs[0]}
+            if violations is not None:
+                update[violations] = result.violations
+            return update
 
-        return self._add(_Node(name, "agent", tuple(mapping.values()), (output,), run))
+        writes = (output,) if violations is None else (output, violations)
+        return self._add(_Node(name, "agent", tuple(mapping.values()), writes, run))
 
     def add_verifier(
         self, name: str, verifier: Any, *, candidate: str, output: str, context: Sequence[str] = ()
@@ -248,8 +249,10 @@ def _bind(node: _Node, backend: Backend | None) -> Callable[[BaseModel], Awaitab
         try:
             if node.kind == "agent":
                 return await node.run(state, backend)
-            with tracing.span(f"node {node.name}", {"agentkit.node.kind": node.kind, "agentkit.node.name": node.name}):
-                return await node.run(state, backend)
+            with tracing.node_span(node.name, node.kind) as s:
+                update = await node.run(state, backend)
+                tracing.annotate_tallies(s, update)
+                return update
         except Exception as exc:
             exc.add_note(f"in node {node.name!r}")
             raise
@@ -290,11 +293,12 @@ class CompiledGraph(Generic[S]):
 
     async def ainvoke(self, inp: BaseModel | Mapping[str, Any], *, recursion_limit: int = 100) -> Any:
         data = self._coerce(inp)
-        attrs = {"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": self.name}
-        with tracing.span(f"invoke_workflow {self.name}", attrs):
+        with tracing.workflow_span(self.name, data) as s:
             final = await self.langgraph.ainvoke(data, config={"recursion_limit": recursion_limit})
-        values = final.model_dump() if isinstance(final, BaseModel) else dict(final)
-        return (self.graph.output or self.graph.state).model_validate(values)
+            values = final.model_dump() if isinstance(final, BaseModel) else dict(final)
+            result = (self.graph.output or self.graph.state).model_validate(values)
+            tracing.set_output(s, result)
+        return result
 
     async def ainvoke_with_stats(self, inp: BaseModel | Mapping[str, Any]) -> tuple[Any, stats.RunStats]:
         """Run once and also return the run's calls/tokens (what the eval harness records)."""

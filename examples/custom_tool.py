@@ -1,29 +1,40 @@
-"""Attach your own tool: a typed Python function becomes something an agent can call."""
+"""Attach your own tool: a typed function becomes a graph node and a tool a ToolAgent can call."""
+from pydantic import BaseModel, Field
 
-from agentkit.tools import ToolRegistry, calculator
+from agentkit import END, START, Graph
+from agentkit.backends.llamacpp import LlamaCppBackend
+from agentkit.tool_use import ToolAgent, ToolExample
+from agentkit.tools import tool
 
-from agentkit.errors import ToolError
 
-tools = ToolRegistry([calculator])  # one registry per agent/graph, no global state
-
-
-@tools.tool
+@tool
 def unit_price(total: float, quantity: int) -> float:
-    """Price of one item when `quantity` items cost `total` together.
-
-    Args:
-        total: what all the items cost, in dollars.
-        quantity: how many items were bought.
-    """
+    """Price of one item when `quantity` items cost `total` dollars together."""
     return total / quantity
 
 
+class Order(BaseModel):
+    total: float
+    quantity: int
+    price: float | None = None
+
+
+class Question(BaseModel):
+    question: str
+
+
+class Answer(BaseModel):
+    answer: str = Field(max_length=20)
+
+
 if __name__ == "__main__":
-    print("offered to the agent:", tools.schemas()[-1])
-    # Arguments arrive as the model wrote them: JSON, strings for numbers, ...
-    print("unit_price ->", tools.call("unit_price", '{"total": 18, "quantity": "4"}'))
-    print("calculator ->", tools.call("calculator", {"expression": "18 / 4 * 3"}))
-    try:
-        tools.call("unit_price", {"total": 18, "qty": 4})
-    except ToolError as exc:  # a message to hand back to the model so it can retry
-        print("rejected:", exc)
+    graph = Graph("order", Order).add_tool("unit_price", unit_price, args={"total": "total", "quantity": "quantity"},
+                                          output="price").add_edge(START, "unit_price").add_edge("unit_price", END)
+    print("graph node -> price", graph.compile().invoke({"total": 18, "quantity": 4}).price)
+    shot = ToolExample(input=Question(question="3 pens cost 6 dollars. What does one pen cost?"),
+                       calls=[("unit_price", {"total": 6, "quantity": 3})], output=Answer(answer="2"))
+    agent = ToolAgent("shopper", instructions="Answer the question using the unit_price tool.", tools=[unit_price],
+                      input_type=Question, output_type=Answer, examples=[shot], tool_choice="required")
+    out = agent.run({"question": "4 notebooks cost 18 dollars. What does 1 notebook cost?"}, backend=LlamaCppBackend())
+    print("SmolLM2 steps ->", *(f"{s.reply} {s.observation or ''}" for s in out.steps), sep="\n  ")
+    print("answer ->", out.output.answer)
