@@ -19,6 +19,7 @@ class PatternSpec:
     module: str
     input_type: str
     samples_knob: str | None
+    builder: str = "build"  # the module function that builds the graph (baselines has two)
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -26,6 +27,12 @@ class PatternSpec:
 
 PATTERNS: dict[str, PatternSpec] = {
     "mccot": PatternSpec("mccot", "agentkit.graphs.mccot", "Question", "k"),
+    "direct": PatternSpec("direct", "agentkit.graphs.baselines", "Question", None, "build_direct"),
+    "cot": PatternSpec("cot", "agentkit.graphs.baselines", "Question", None, "build_cot"),
+    "daslam": PatternSpec("daslam", "agentkit.graphs.daslam", "Question", None),
+    "maj": PatternSpec("maj", "agentkit.graphs.maj", "JudgeInput", "samples"),
+    "linc": PatternSpec("linc", "agentkit.graphs.linc", "LogicProblem", "k"),
+    "cascade": PatternSpec("cascade", "agentkit.graphs.cascade", "Question", "k"),
 }
 
 

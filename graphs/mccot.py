@@ -17,13 +17,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from agentkit import tracing
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
+from agentkit.eval.datasets import Example
+from agentkit.eval.questions import question_text
 from agentkit.graph import END, START, Graph
 from agentkit.reducers import Tally
 from agentkit.verifiers.answer import normalize_answer
 
-AnswerKind = Literal["text", "number", "label"]
+AnswerKind = Literal["text", "number", "label", "latex"]
 
 INSTRUCTIONS = (
     "Solve the problem. First think step by step in 'rationale', then give only the final answer in 'answer'."
@@ -109,6 +112,7 @@ def build(
     def vote(state: MCCoTResult) -> dict[str, object]:
         keys = (normalize_answer(s.answer, answer_kind) for s in state.samples)
         votes = Tally().add(key for key in keys if key)  # "" means no answer was found: not a vote
+        tracing.annotate_vote(votes.counts, samples=k)
         winner = votes.winner
         agreement = votes.counts[winner] / k if winner is not None else 0.0
         return {"k": k, "votes": votes, "answer": winner, "agreement": agreement}
@@ -135,3 +139,21 @@ def build(
     graph.add_edge("vote", "select_rationale")
     graph.add_edge("select_rationale", END)
     return graph
+
+
+# -- evaluation: how a dataset row becomes a question and the result an answer (agentkit eval) ------
+
+
+def input_from(example: Example) -> Question:
+    """Any dataset: the shared question text (premises, question, options or candidate to judge)."""
+    return Question(question=question_text(example))
+
+
+def prediction(output: MCCoTResult) -> str | None:
+    """The vote winner (a normalised answer key); None when no sample gave an answer."""
+    return output.answer
+
+
+def eval_extra(output: MCCoTResult) -> dict[str, object]:
+    """Agreement and the tally, per example: what a cascade threshold would be calibrated on."""
+    return {"agreement": output.agreement, "votes": dict(output.votes.counts)}
