@@ -1,9 +1,14 @@
-"""Evaluation: datasets in, per-example results, summary metrics and reports out."""
+"""Evaluation: datasets in, per-example results, summary metrics and reports out.
+
+``evaluate(pattern, select_dataset(name), backend, out_dir)`` is the one-call entry point (what
+``agentkit eval`` runs); the runner lives in ``agentkit.eval.runner``.
+"""
 
 from agentkit.eval.datasets import (
     DATASET_NAMES,
     DatasetError,
     Example,
+    answer_kind,
     dev_test_split,
     label_set,
     load_dataset,
@@ -22,6 +27,7 @@ from agentkit.eval.metrics import (
     read_results,
     summarize,
 )
+from agentkit.eval.questions import question_text
 from agentkit.eval.report import (
     ReportFiles,
     compare,
@@ -30,30 +36,48 @@ from agentkit.eval.report import (
     render_markdown,
     write_report,
 )
+from agentkit.eval.runner import (
+    EvalDataset,
+    EvalOutcome,
+    RunManifest,
+    aevaluate,
+    evaluate,
+    select_dataset,
+)
+from agentkit.eval.scoring import grade
 
 __all__ = [
     "COST_UNIT",
     "DATASET_NAMES",
     "DatasetError",
     "EnergyTable",
+    "EvalDataset",
+    "EvalOutcome",
     "Example",
     "ExampleResult",
     "ModelUsage",
     "Prices",
     "ReportFiles",
     "ResultsError",
+    "RunManifest",
     "Summary",
     "Usage",
+    "aevaluate",
+    "answer_kind",
     "compare",
     "dev_test_split",
+    "evaluate",
     "example_cost",
     "example_energy",
+    "grade",
     "label_set",
     "load_dataset",
     "load_summary",
     "plot_summaries",
+    "question_text",
     "read_results",
     "render_markdown",
+    "select_dataset",
     "summarize",
     "write_report",
 ]

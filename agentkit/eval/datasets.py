@@ -48,11 +48,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.errors import ConfigError
+from agentkit.verifiers.answer import AnswerKind
 
 __all__ = [
     "DATASET_NAMES",
     "DatasetError",
     "Example",
+    "answer_kind",
     "dev_test_split",
     "label_set",
     "load_dataset",
@@ -427,6 +429,28 @@ def label_set(name: str) -> frozenset[str] | None:
     if spec is None:
         raise ConfigError(f"unknown dataset {name!r}; named datasets are: {', '.join(DATASET_NAMES)}")
     return spec.labels
+
+
+#: How each named set's gold answer is compared (agentkit.verifiers.answer kinds). LogicalDeduction's
+#: labels are option letters: "label" plus the letter rule in agentkit.eval.scoring.
+_ANSWER_KINDS: dict[str, AnswerKind] = {
+    "folio": "label",
+    "proofwriter": "label",
+    "prontoqa": "label",
+    "logicaldeduction": "label",
+    "gsm8k": "number",
+    "gsm8k-judge": "label",
+    "math500": "latex",
+}
+
+
+def answer_kind(name: str) -> AnswerKind:
+    """How predictions on a named dataset are matched to its labels (number, latex or label)."""
+    kind = _ANSWER_KINDS.get(name.lower())
+    if kind is None:
+        raise ConfigError(f"unknown dataset {name!r}; named datasets are: {', '.join(DATASET_NAMES)} "
+                          "(for a file, say how to compare answers, e.g. --answer-kind number)")
+    return kind
 
 
 # --------------------------------------------------------------------------- custom files

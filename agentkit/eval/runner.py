@@ -1,0 +1,462 @@
+"""Run a pattern over a dataset: concurrent, resumable, crash-safe, honest about what failed.
+
+A pattern module (``agentkit.graphs.PATTERNS``) plugs in through two functions, plus one optional:
+
+- ``input_from(example) -> <input model>``: how a dataset row becomes the pattern's input;
+- ``prediction(output) -> str | None``: the final answer, graded by ``agentkit.eval.scoring``;
+- ``eval_extra(output) -> dict`` (optional): stored with the example, e.g. MC-CoT's agreement or
+  LINC's ``prover_success_rate`` (which the summary averages).
+
+When the pattern's builder has an ``answer_kind`` knob that accepts the dataset's kind, or a
+``labels`` knob, the harness sets them from the dataset (the caller's knobs win).
+
+Every selected example ends in one of three ways:
+
+- **finished**: one line in DIR/results.jsonl -- right, wrong, or a per-example error
+  (SchemaViolation, InputError, a verifier failing, ...), which counts as wrong. --resume skips it.
+- **lost**: the backend failed it (TransientBackendError left after the agent's retries, a
+  ConnectionError, BackendUnavailable). Nothing is written, so --resume runs it again: a dead
+  server must not turn into a column of "errors". BackendUnavailable, or ``max_consecutive_failures``
+  lost examples in a row, stops the run; running examples may still finish and are kept.
+- **fatal**: a ConfigError (an unknown knob, a cassette miss, a pattern that cannot read this
+  dataset) is raised at once: it would fail every example the same way.
+
+DIR/run.json records what the directory holds (pattern, dataset, knobs, backend, model), and a
+resume that does not match it is refused, so two different runs can never be mixed in one summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import logging
+import os
+import tempfile
+import time
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from agentkit import stats
+from agentkit.backends.base import Backend
+from agentkit.errors import BackendUnavailable, ConfigError, SchemaViolation, TransientBackendError
+from agentkit.eval._progress import EvalProgress
+from agentkit.eval._resultlog import RESULTS_FILE, ResultLog
+from agentkit.eval.datasets import Example, label_set, load_dataset
+from agentkit.eval.datasets import answer_kind as dataset_answer_kind
+from agentkit.eval.metrics import ExampleResult, ModelUsage, Prices, Summary, Usage, summarize
+from agentkit.eval.report import write_report
+from agentkit.eval.scoring import grade
+from agentkit.verifiers.answer import AnswerKind
+
+__all__ = [
+    "MANIFEST_FILE",
+    "RESULTS_FILE",
+    "EvalDataset",
+    "EvalOutcome",
+    "RunManifest",
+    "aevaluate",
+    "check_out_dir",
+    "dataset_knobs",
+    "evaluate",
+    "select_dataset",
+]
+
+_LOG = logging.getLogger(__name__)
+
+MANIFEST_FILE = "run.json"
+_ANSWER_KINDS: tuple[str, ...] = typing.get_args(AnswerKind)
+
+
+# --------------------------------------------------------------------------- what to run on
+
+
+class EvalDataset(BaseModel):
+    """The examples of one run and how to grade them."""
+
+    name: str = Field(description="a named set, or the resolved path of a file")
+    examples: list[Example]
+    answer_kind: AnswerKind
+    labels: list[str] | None = None
+    field_map: dict[str, str] | None = None
+    sha256: str | None = Field(None, description="of a custom file, so --resume notices an edited file")
+
+
+def select_dataset(
+    name_or_path: str | os.PathLike[str],
+    *,
+    limit: int | None = None,
+    answer_kind: AnswerKind | None = None,
+    field_map: Mapping[str, str] | None = None,
+) -> EvalDataset:
+    """A named set (its answer kind and labels known) or a JSONL/JSON file (kind defaults to text)."""
+    if answer_kind is not None and answer_kind not in _ANSWER_KINDS:
+        raise ConfigError(f"unknown answer kind {answer_kind!r}; use one of {', '.join(_ANSWER_KINDS)}")
+    key = os.fspath(name_or_path)
+    examples = load_dataset(key, limit=limit, field_map=field_map)
+    try:
+        kind, labels = dataset_answer_kind(key), label_set(key)
+    except ConfigError:  # a file: not one of the named sets
+        path = Path(key).resolve()
+        return EvalDataset(name=str(path), examples=examples, answer_kind=answer_kind or "text",
+                           field_map=dict(field_map) if field_map else None,
+                           sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    return EvalDataset(name=key.lower(), examples=examples, answer_kind=answer_kind or kind,
+                       labels=sorted(labels) if labels else None)
+
+
+# --------------------------------------------------------------------------- the run manifest
+
+
+class RunManifest(BaseModel):
+    """DIR/run.json. The identity fields must match for --resume; the rest is information."""
+
+    pattern: str
+    dataset: str
+    answer_kind: str
+    labels: list[str] | None = None
+    knobs: dict[str, Any] = Field(default_factory=dict)
+    provider: str
+    model: str
+    field_map: dict[str, str] | None = None
+    dataset_sha256: str | None = None
+    examples: int = 0
+    started_at: str = ""
+
+
+_IDENTITY = ("pattern", "dataset", "answer_kind", "labels", "knobs", "provider", "model", "field_map",
+             "dataset_sha256")
+
+
+def _jsonable(value: Any) -> Any:
+    """Knobs and extras may hold objects (a second backend); store a stable description of them."""
+
+    def describe(obj: Any) -> str:
+        model = getattr(obj, "model", None)
+        return f"<{type(obj).__name__}{' ' + str(model) if model else ''}>"
+
+    return json.loads(json.dumps(value, default=describe, sort_keys=True))
+
+
+def _probe_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"output directory {out} is not writable ({exc.strerror or exc}); "
+                          "choose a directory you can write to with --out") from None
+
+
+def check_out_dir(out_dir: str | os.PathLike[str], identity: Mapping[str, Any], *, resume: bool) -> None:
+    """Fail before any model loads if ``out_dir`` cannot take this run.
+
+    ``identity`` holds some or all of the manifest's identity fields; only those given are compared,
+    so the CLI can check pattern/dataset/knobs before it knows which model the backend serves.
+    """
+    out = Path(out_dir)
+    _probe_writable(out)
+    results = out / RESULTS_FILE
+    has_results = results.is_file() and results.stat().st_size > 0
+    if has_results and not resume:
+        raise ConfigError(f"{out} already holds results ({results.name}); pass --resume to continue that run, "
+                          "or choose another --out")
+    if not (resume and has_results):
+        return
+    manifest_path = out / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ConfigError(f"--resume: {out} has {results.name} but no {MANIFEST_FILE}, so its run cannot be "
+                          "checked against this one; choose another --out")
+    try:
+        old = RunManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"--resume: {manifest_path} is unreadable ({exc}); choose another --out") from None
+    given = _jsonable(dict(identity))
+    stored = _jsonable(old.model_dump())
+    diffs = [f"{k} {stored.get(k)!r} (now {given[k]!r})" for k in _IDENTITY if k in given and stored.get(k) != given[k]]
+    if diffs:
+        raise ConfigError(f"--resume: {out} holds a different run: {'; '.join(diffs)}. Resume with the same "
+                          "pattern, dataset and options, or choose another --out")
+
+
+def _write_manifest(out: Path, manifest: RunManifest) -> None:
+    path = out / MANIFEST_FILE
+    tmp = out / f".{MANIFEST_FILE}.tmp"
+    tmp.write_text(json.dumps(_jsonable(manifest.model_dump()), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- the pattern's side
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    name: str
+    build: Callable[..., Any]
+    input_from: Callable[[Example], Any]
+    prediction: Callable[[Any], str | None]
+    extra: Callable[[Any], Mapping[str, Any]] | None
+
+
+def _load_pattern(name: str) -> _Pattern:
+    from agentkit.graphs import get_pattern
+
+    spec = get_pattern(name)
+    module = spec.load()
+    missing = [f for f in ("input_from", "prediction") if not callable(getattr(module, f, None))]
+    if missing:
+        raise ConfigError(f"pattern {name!r} cannot be evaluated: {spec.module} does not define "
+                          f"{' and '.join(missing)}; add input_from(example) and prediction(output) to it")
+    return _Pattern(name, getattr(module, spec.builder), module.input_from, module.prediction,
+                    getattr(module, "eval_extra", None))
+
+
+def _knob_types(build: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(build)
+    except Exception:  # an annotation that does not resolve: no automatic knobs, nothing worse
+        return {}
+
+
+def dataset_knobs(build: Callable[..., Any], data: EvalDataset) -> dict[str, Any]:
+    """``answer_kind``/``labels`` for builders that take them (see the module docstring)."""
+    params = inspect.signature(build).parameters
+    knobs: dict[str, Any] = {}
+    if "answer_kind" in params:
+        hint = _knob_types(build).get("answer_kind")
+        accepted = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
+        if data.answer_kind in accepted:
+            knobs["answer_kind"] = data.answer_kind
+    if "labels" in params and data.labels:
+        knobs["labels"] = list(data.labels)
+    return knobs
+
+
+def _check_knobs(pattern: str, build: Callable[..., Any], knobs: Mapping[str, Any]) -> None:
+    params = inspect.signature(build).parameters
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    accepted = [p for p in list(params)[1:] if params[p].kind in named]
+    unknown = sorted(set(knobs) - set(accepted))
+    if unknown:
+        raise ConfigError(f"pattern {pattern!r} has no knob {', '.join(map(repr, unknown))}; "
+                          f"knobs: {', '.join(sorted(accepted))}")
+
+
+# --------------------------------------------------------------------------- running
+
+
+class EvalOutcome(BaseModel):
+    """What one call did; ``summary`` covers every finished example in the directory."""
+
+    out_dir: Path
+    pattern: str
+    dataset: str
+    selected: int = Field(description="examples asked for")
+    skipped: int = Field(description="already finished before this call (resume)")
+    finished: int = Field(description="results written by this call")
+    lost: list[str] = Field(default_factory=list, description="ids left unfinished: rerun with --resume")
+    stopped: str | None = Field(None, description="why the run stopped early")
+    summary: Summary
+
+    @property
+    def complete(self) -> bool:
+        return not self.lost
+
+
+@dataclass(frozen=True)
+class _Lost:
+    id: str
+    reason: str
+    dead: bool  # the backend is gone for good: stop now
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    notes = getattr(exc, "__notes__", None)
+    return f"{text} ({'; '.join(notes)})" if notes else text
+
+
+def _usage(run: stats.RunStats) -> Usage:
+    by_model = {m: ModelUsage.model_validate(u, from_attributes=True) for m, u in run.by_model.items()}
+    return Usage(input_tokens=run.usage.input_tokens, output_tokens=run.usage.output_tokens,
+                 cached_tokens=run.usage.cached_tokens, by_model=by_model)
+
+
+class _Run:
+    def __init__(self, pattern: _Pattern, graph: Any, data: EvalDataset, log: ResultLog,
+                 progress: EvalProgress, concurrency: int, max_consecutive_failures: int) -> None:
+        self.pattern, self.graph, self.data, self.log, self.progress = pattern, graph, data, log, progress
+        self.concurrency = concurrency
+        self.max_failures = max_consecutive_failures
+        self.consecutive_lost = 0
+        self.written: set[str] = set()
+        self.stopped: str | None = None
+        self.fatal: BaseException | None = None
+        self._warned: set[str] = set()
+
+    async def run(self, todo: Sequence[Example]) -> None:
+        pending = iter(todo)
+
+        async def worker() -> None:
+            for example in pending:  # one shared iterator: each example is taken by one worker
+                if self.stopped or self.fatal:
+                    return
+                try:
+                    outcome = await self._attempt(example)
+                except ConfigError as exc:
+                    self.fatal = exc
+                    return
+                self._settle(outcome)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, len(todo))))))
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _settle(self, outcome: ExampleResult | _Lost) -> None:
+        if isinstance(outcome, _Lost):
+            self.consecutive_lost += 1
+            _LOG.warning("example %s not finished (backend): %s", outcome.id, outcome.reason)
+            if outcome.dead:
+                self._stop(f"backend unavailable: {outcome.reason}")
+            elif self.consecutive_lost >= self.max_failures:
+                self._stop(f"{self.consecutive_lost} examples in a row failed on the backend; last: {outcome.reason}")
+            return
+        self.consecutive_lost = 0
+        self.log.append(outcome)  # fsync'd before the example counts as finished
+        self.written.add(outcome.id)
+        self.progress.update(outcome)
+
+    def _stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+            _LOG.error("stopping the run: %s", reason)
+
+    async def _attempt(self, example: Example) -> ExampleResult | _Lost:
+        start = time.perf_counter()
+        prediction: str | None = None
+        extra: Mapping[str, Any] = {}
+        error: Exception | None = None
+        with stats.collect() as run:
+            try:
+                output = await self.graph.ainvoke(self.pattern.input_from(example))
+                prediction = self.pattern.prediction(output)
+                if self.pattern.extra is not None:
+                    extra = self.pattern.extra(output)
+            except BackendUnavailable as exc:
+                return _Lost(example.id, _describe(exc), dead=True)
+            except (TransientBackendError, ConnectionError) as exc:
+                return _Lost(example.id, _describe(exc), dead=False)
+            except ConfigError:
+                raise
+            except Exception as exc:  # the example failed; the run goes on
+                error = exc
+                self._warn_once(example.id, exc)
+        if prediction is not None and not isinstance(prediction, str):
+            prediction = str(prediction)
+        schema_valid = run.valid_samples == run.samples if run.samples else None
+        if isinstance(error, SchemaViolation):
+            schema_valid = False
+        return ExampleResult(
+            id=example.id,
+            prediction=prediction,
+            label=example.label,
+            correct=error is None and grade(prediction, example.label, self.data.answer_kind, self.data.labels),
+            usage=_usage(run),
+            latency_s=time.perf_counter() - start,
+            error=None if error is None else _describe(error),
+            error_type=None if error is None else type(error).__name__,
+            schema_valid=schema_valid,
+            calls=run.calls,
+            extra=_jsonable(dict(extra, samples=run.samples, valid_samples=run.valid_samples)),
+        )
+
+    def _warn_once(self, example_id: str, exc: Exception) -> None:
+        kind = type(exc).__name__
+        if kind not in self._warned:  # one traceback per error type, not one per example
+            self._warned.add(kind)
+            _LOG.warning("example %s failed with %s (recorded; later ones of this type are not logged)",
+                         example_id, kind, exc_info=exc)
+
+
+def _summary(pattern: str, data: EvalDataset, results: Mapping[str, ExampleResult], prices: Prices | None) -> Summary:
+    summary = summarize(results, prices, classes=data.labels if data.labels and len(data.labels) > 2 else None)
+    return summary.model_copy(update={"pattern": pattern, "dataset": _summary_name(data)})
+
+
+def _summary_name(data: EvalDataset) -> str:
+    """A file's name rather than its full path, which would swamp every table it appears in."""
+    return Path(data.name).name if data.sha256 is not None else data.name
+
+
+async def aevaluate(
+    pattern: str,
+    data: EvalDataset,
+    backend: Backend,
+    out_dir: str | os.PathLike[str],
+    *,
+    knobs: Mapping[str, Any] | None = None,
+    concurrency: int = 1,
+    resume: bool = False,
+    retry_errors: bool = False,
+    max_consecutive_failures: int = 3,
+    prices: Prices | None = None,
+    progress: bool = False,
+) -> EvalOutcome:
+    """Evaluate ``pattern`` on ``data`` into ``out_dir`` (results.jsonl, run.json, summary.json, report).
+
+    ``retry_errors`` (with ``resume``) also reruns examples whose last result was an error; the new
+    result is appended and wins. ``knobs`` are the pattern's build options.
+    """
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    if max_consecutive_failures < 1:
+        raise ConfigError(f"max_consecutive_failures must be >= 1, got {max_consecutive_failures}")
+    target = _load_pattern(pattern)
+    effective = {**dataset_knobs(target.build, data), **(knobs or {})}
+    _check_knobs(pattern, target.build, effective)
+    out = Path(out_dir)
+    manifest = RunManifest(
+        pattern=pattern, dataset=data.name, answer_kind=data.answer_kind, labels=data.labels, knobs=effective,
+        provider=str(getattr(backend, "provider", type(backend).__name__)), model=str(getattr(backend, "model", "")),
+        field_map=data.field_map, dataset_sha256=data.sha256, examples=len(data.examples),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    check_out_dir(out, manifest.model_dump(include=set(_IDENTITY)), resume=resume)
+    try:
+        graph = target.build(backend, **effective).compile()
+    except TypeError as exc:
+        raise ConfigError(f"pattern {pattern!r}: bad knobs ({exc})") from None
+    log = ResultLog(out)
+    _write_manifest(out, manifest)
+    done = log.finished
+    todo = [e for e in data.examples
+            if e.id not in done or (retry_errors and done[e.id].failed_with_error)]
+    _LOG.info("%s on %s: %d examples, %d already finished, %d to run", pattern, data.name,
+              len(data.examples), len(data.examples) - len(todo), len(todo))
+    bar = EvalProgress(len(todo), f"{pattern} · {_summary_name(data)}", enabled=progress and bool(todo))
+    with log, bar:
+        run = _Run(target, graph, data, log, bar, concurrency, max_consecutive_failures)
+        await run.run(todo)
+    summary = _summary(pattern, data, log.finished, prices)
+    write_report(out, summary, name=pattern)
+    return EvalOutcome(
+        out_dir=out, pattern=pattern, dataset=data.name, selected=len(data.examples),
+        skipped=len(data.examples) - len(todo), finished=len(run.written),
+        lost=[e.id for e in todo if e.id not in run.written], stopped=run.stopped, summary=summary,
+    )
+
+
+def evaluate(*args: Any, **kwargs: Any) -> EvalOutcome:
+    """Synchronous ``aevaluate`` (same arguments), for scripts and the CLI."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(aevaluate(*args, **kwargs))
+    raise ConfigError("evaluate() was called inside a running event loop; await aevaluate() instead")
