@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from agentkit import tracing
 from agentkit.backends.base import Choice, OutputConstraint
 from agentkit.errors import SchemaViolation, TruncatedOutput
 
@@ -88,12 +89,15 @@ class GrammarCache(Generic[C]):
 
     def get(self, constraint: OutputConstraint, tokenizer_id: Hashable, compile: Callable[[], C]) -> C:
         key = (constraint.canonical(), tokenizer_id)
-        if key not in self._compiled:
+        hit = key in self._compiled
+        if not hit:
             start = time.perf_counter()
             self._compiled[key] = compile()
             self.last_compile_ms = (time.perf_counter() - start) * 1000
         else:
             self.last_compile_ms = 0.0
+        # on the caller's span (the chat span: backends compile inside the request's context)
+        tracing.annotate({tracing.GRAMMAR_COMPILE_MS: self.last_compile_ms, tracing.GRAMMAR_CACHE_HIT: hit})
         return self._compiled[key]
 
     def __len__(self) -> int:
