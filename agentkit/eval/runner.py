@@ -379,10 +379,11 @@ class _Run:
 
     def _warn_once(self, example_id: str, exc: Exception) -> None:
         kind = type(exc).__name__
-        if kind not in self._warned:  # one traceback per error type, not one per example
+        if kind not in self._warned:  # one line per error type, not one per example; the traceback at DEBUG
             self._warned.add(kind)
-            _LOG.warning("example %s failed with %s (recorded; later ones of this type are not logged)",
-                         example_id, kind, exc_info=exc)
+            _LOG.warning("example %s failed with %s: %s (recorded in results.jsonl; later ones of this type are "
+                         "not logged)", example_id, kind, exc)
+            _LOG.debug("traceback of example %s", example_id, exc_info=exc)
 
 
 def _summary(pattern: str, data: EvalDataset, results: Mapping[str, ExampleResult], prices: Prices | None) -> Summary:
@@ -458,5 +459,7 @@ def evaluate(*args: Any, **kwargs: Any) -> EvalOutcome:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(aevaluate(*args, **kwargs))
-    raise ConfigError("evaluate() was called inside a running event loop; await aevaluate() instead")
+        pass  # no loop: run one (outside this handler, so errors do not chain onto this RuntimeError)
+    else:
+        raise ConfigError("evaluate() was called inside a running event loop; await aevaluate() instead")
+    return asyncio.run(aevaluate(*args, **kwargs))

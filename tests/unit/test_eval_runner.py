@@ -245,6 +245,16 @@ def test_schema_violation_is_a_recorded_result(replay, tmp_path: Path) -> None:
     assert summary.errors == 2 and summary.errors_by_type == {"TruncatedOutput": 2} and summary.accuracy == 0.0
 
 
+def test_a_recorded_error_is_one_warning_line_per_type(replay, tmp_path: Path, caplog) -> None:
+    data = select_dataset("gsm8k", limit=2)
+    with caplog.at_level("WARNING", logger="agentkit.eval.runner"):
+        evaluate("direct", data, replay(CASSETTE), tmp_path / "w", knobs={"max_tokens": 4})
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1  # two TruncatedOutput examples, one line
+    assert "failed with TruncatedOutput: " in warnings[0].getMessage() and "max_tokens" in warnings[0].getMessage()
+    assert warnings[0].exc_info is None  # an expected model failure: no traceback on the user's terminal
+
+
 def test_input_error_is_a_recorded_result_and_the_run_goes_on(replay, tmp_path: Path) -> None:
     rows = [{"id": e.id, "question": e.fields["question"], "label": e.label}
             for e in load_dataset("gsm8k", limit=2)]
@@ -299,3 +309,9 @@ def test_evaluate_inside_a_running_loop_points_to_aevaluate(replay, tmp_path: Pa
 
     with pytest.raises(ConfigError, match="await aevaluate"):
         asyncio.run(inside())
+
+
+async def test_sync_evaluate_inside_a_running_loop_says_to_await_aevaluate(replay, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="await aevaluate"):
+        evaluate("direct", select_dataset("gsm8k", limit=1), replay(CASSETTE), tmp_path / "loop")
+    assert not (tmp_path / "loop" / "results.jsonl").exists()
