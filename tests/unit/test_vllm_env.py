@@ -36,6 +36,15 @@ def test_server_command_carries_the_documented_fixes(tmp_path: Path) -> None:
     assert json.loads(flags("--structured-outputs-config")) == {"backend": "guidance"}
     assert "--enable-prompt-tokens-details" in cmd and "--no-enable-chunked-prefill" in cmd
     assert server.url == "http://127.0.0.1:8123/v1"
+    assert flags("--served-model-name") == tmp_path.name  # a model dir names itself unless told otherwise
+    named = _vllm_env.VLLMServer(fake_model(tmp_path), served_model_name=_vllm_env.SMOLLM2_SERVED_NAME)
+    assert "--served-model-name" in (cmd := named.command(Path("python"))) and "SmolLM2-135M-Instruct" in cmd
+
+
+def test_the_served_smollm2_name_prices_it_as_a_135m_model() -> None:
+    from agentkit.eval.metrics import Prices
+
+    assert Prices().price_for(_vllm_env.SMOLLM2_SERVED_NAME) == (0.135, 0.135)
 
 
 def test_server_refuses_a_directory_without_a_model(tmp_path: Path) -> None:

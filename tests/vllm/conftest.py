@@ -65,7 +65,8 @@ class Server:
 
     def __init__(self, stack: Stack, log_path: Path) -> None:
         self.stack = stack
-        self.proc = _vllm_env.VLLMServer(stack.model_dir, log_path=log_path, python=stack.python)
+        self.proc = _vllm_env.VLLMServer(stack.model_dir, log_path=log_path, python=stack.python,
+                                          served_model_name=_vllm_env.SMOLLM2_SERVED_NAME)
         self.startups: list[float] = []
 
     def ensure_running(self) -> str:
