@@ -268,5 +268,8 @@ def prediction(output: LincResult) -> str | None:
 
 
 def eval_extra(output: LincResult) -> dict[str, object]:
-    """Errors and the tally per example: the prover success rate LINC's paper reports comes from these."""
-    return {"error_count": output.error_count, "k": output.k, "votes": dict(output.votes.counts)}
+    """Errors and the tally per example, and the share of samples the prover decided (the summary's
+    prover success rate, LINC's measure of how often the parse is executable)."""
+    decided = (output.k - output.error_count) / output.k if output.k else None
+    return {"error_count": output.error_count, "k": output.k, "votes": dict(output.votes.counts),
+            "prover_success_rate": decided}

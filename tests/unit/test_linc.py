@@ -252,3 +252,25 @@ def test_eval_harness_scores_linc_with_gold_translations(tmp_path) -> None:
         assert results[example.id]["prediction"] == expected
         assert results[example.id]["correct"] == (expected == example.label)
     assert outcome.summary.n == 6 and outcome.summary.errors == 0
+
+
+# -- evaluation: the harness reports LINC's prover success rate ---------------------------------------
+
+
+@pytest.mark.parametrize(("cassette", "knobs", "rate"), [
+    ("linc_hawks_k4", {"k": 4, "seed": 7}, 1.0),                          # every sample decided
+    ("linc_hawks_truncated", {"k": 3, "seed": 7, "max_tokens": 12}, 0.0),  # every sample cut short
+])
+def test_eval_summary_reports_the_prover_success_rate(replay, tmp_path, cassette, knobs, rate) -> None:
+    import json
+
+    from agentkit.eval.runner import evaluate, select_dataset
+
+    rows = tmp_path / "hawks.jsonl"
+    rows.write_text(json.dumps({"id": "hawks", "premises": HAWKS.premises, "conclusion": HAWKS.conclusion,
+                                "label": "False"}) + "\n", encoding="utf-8")
+    outcome = evaluate("linc", select_dataset(rows), replay(cassette), tmp_path / "run", knobs=knobs)
+    assert outcome.complete
+    assert outcome.summary.prover_success_rate == rate
+    (line,) = (tmp_path / "run" / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["extra"]["prover_success_rate"] == rate
