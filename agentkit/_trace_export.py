@@ -1,10 +1,10 @@
 """Where finished spans go: a JSON-lines file, OTLP/HTTP (protobuf), the console.
 
-``configure`` in :mod:`agentkit.tracing` may be called more than once (a CLI run, then a script, a
-test), but a process has exactly one global tracer provider. So agentkit installs one span
-processor of its own, :class:`Exporters`, and attaches exporters to it by key: asking twice for the
-same file or endpoint is a no-op, and ``shutdown`` flushes and detaches them so a later
-``configure`` can attach new ones.
+``configure`` (in :mod:`agentkit._tracing_setup`, re-exported by :mod:`agentkit.tracing`) may be
+called more than once (a CLI run, then a script, a test), but a process has exactly one global
+tracer provider. So agentkit installs one span processor of its own, :class:`Exporters`, and
+attaches exporters to it by key: asking twice for the same file or endpoint is a no-op, and
+``shutdown`` flushes and detaches them so a later ``configure`` can attach new ones.
 """
 
 from __future__ import annotations

@@ -7,19 +7,18 @@ validated here and a bad one becomes a ``SchemaViolation`` instead of flowing on
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agentkit import tracing
+from agentkit.backends._grammar_cache import GrammarCache
 from agentkit.backends.base import Choice, OutputConstraint
 from agentkit.errors import SchemaViolation, TruncatedOutput
+from agentkit.vocab import error_at
+
+__all__ = ["GrammarCache", "constraint_for", "json_schema_for", "parse_choice", "parse_choices"]
 
 T = TypeVar("T", bound=BaseModel)
-C = TypeVar("C")
-
 
 
 def _close_objects(node: Any) -> None:
@@ -57,11 +56,10 @@ def parse_choice(output_type: type[T], choice: Choice) -> T:
     try:
         return output_type.model_validate_json(choice.text)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err.get("loc", ())) or "<root>"
+        field, msg = error_at(exc)
         snippet = choice.text if len(choice.text) <= 120 else choice.text[:117] + "..."
         raise SchemaViolation(
-            f"{output_type.__name__}.{field}: {err.get('msg', 'invalid')} in model output {snippet!r}",
+            f"{output_type.__name__}.{field}: {msg} in model output {snippet!r}",
             text=choice.text,
             field=field,
         ) from None
@@ -77,28 +75,3 @@ def parse_choices(output_type: type[T], choices: list[Choice]) -> tuple[list[T],
         except SchemaViolation as exc:
             bad.append(exc)
     return ok, bad
-
-
-class GrammarCache(Generic[C]):
-    """Compiled constraints keyed by (constraint, tokenizer): compiling an index for a JSON schema
-    or a CFG costs far more than one SLM call, so it is done once per backend and tokenizer."""
-
-    def __init__(self) -> None:
-        self._compiled: dict[tuple[str, Hashable], C] = {}
-        self.last_compile_ms: float = 0.0
-
-    def get(self, constraint: OutputConstraint, tokenizer_id: Hashable, compile: Callable[[], C]) -> C:
-        key = (constraint.canonical(), tokenizer_id)
-        hit = key in self._compiled
-        if not hit:
-            start = time.perf_counter()
-            self._compiled[key] = compile()
-            self.last_compile_ms = (time.perf_counter() - start) * 1000
-        else:
-            self.last_compile_ms = 0.0
-        # on the caller's span (the chat span: backends compile inside the request's context)
-        tracing.annotate({tracing.GRAMMAR_COMPILE_MS: self.last_compile_ms, tracing.GRAMMAR_CACHE_HIT: hit})
-        return self._compiled[key]
-
-    def __len__(self) -> int:
-        return len(self._compiled)

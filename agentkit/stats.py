@@ -30,6 +30,19 @@ class RunStats(BaseModel):
         self.usage = self.usage + usage
         self.by_model[model] = self.by_model.get(model, Usage()) + usage
 
+    def absorb(self, other: RunStats) -> None:
+        """Add ``other``'s counts to these, model by model.
+
+        For a part of a run measured on its own (a cascade tier in a nested :func:`collect`) that
+        must still count towards the whole run; ``collect(forward=True)`` does this on exit.
+        """
+        self.calls += other.calls
+        self.samples += other.samples
+        self.valid_samples += other.valid_samples
+        self.usage = self.usage + other.usage
+        for model, usage in other.by_model.items():
+            self.by_model[model] = self.by_model.get(model, Usage()) + usage
+
     @property
     def schema_validity(self) -> float | None:
         return self.valid_samples / self.samples if self.samples else None
@@ -43,11 +56,18 @@ def current() -> RunStats | None:
 
 
 @contextmanager
-def collect() -> Iterator[RunStats]:
-    """Collect stats for everything run inside the block (nested blocks collect separately)."""
+def collect(*, forward: bool = False) -> Iterator[RunStats]:
+    """Collect stats for everything run inside the block.
+
+    A nested block collects separately; with ``forward=True`` its counts are also added to the
+    enclosing block's when it ends (even by an exception: the calls were made).
+    """
     stats = RunStats()
     token = _current.set(stats)
     try:
         yield stats
     finally:
         _current.reset(token)
+        outer = _current.get()
+        if forward and outer is not None:
+            outer.absorb(stats)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
+from opentelemetry.trace import Span
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from agentkit import tracing
@@ -312,12 +314,7 @@ class ToolAgent(Agent[InT, OutT]):
             )
         episode = _Episode(task=self.prompt(self.coerce_input(inp)))  # type: ignore[arg-type]
         result = ToolAgentResult[self.output_type](outputs=[])  # type: ignore[name-defined]
-        attrs = {
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": self.name,
-            "agentkit.node.kind": "tool_agent",
-        }
-        with tracing.span(f"invoke_agent {self.name}", attrs) as span:
+        with self._episode_span(backend) as span:
             try:
                 for i in range(self.max_steps):
                     output = await self._turn(self._agent_for(i), episode, backend, retry, result)
@@ -338,10 +335,21 @@ class ToolAgent(Agent[InT, OutT]):
                             "agentkit.tool_agent.tool_calls": result.tool_calls,
                             "agentkit.tool_agent.tool_errors": result.tool_errors,
                             "agentkit.tool_agent.invalid_steps": result.invalid_steps,
-                            "gen_ai.usage.input_tokens": result.usage.input_tokens,
-                            "gen_ai.usage.output_tokens": result.usage.output_tokens,
                         }
                     )
+
+    def _episode_span(self, backend: Backend) -> AbstractContextManager[Span]:
+        """The episode's ``invoke_agent`` span: the graph node's own when run as a node, else a new one.
+
+        Either way it is an agent span with a token rollup, so its ``gen_ai.usage.*`` count every
+        turn once; the episode's facts (``agentkit.tool_agent.*``) are added at the end.
+        """
+        node = tracing.current_agent_span()
+        if node is None:
+            return tracing.agent_span(self.name, provider=backend.provider, model=backend.model, kind="tool_agent")
+        if node.is_recording():
+            node.set_attribute("agentkit.node.kind", "tool_agent")
+        return nullcontext(node)
 
     async def _turn(
         self, agent: _StepAgent, episode: _Episode, backend: Backend, retry: Retry | None, result: ToolAgentResult[Any]

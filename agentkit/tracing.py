@@ -9,6 +9,7 @@ Span tree (DESIGN.md "Tracing conventions")::
     invoke_workflow {graph}          CHAIN   token rollup of the whole run
       invoke_agent {node}            AGENT   token rollup of the node (retries included)
         chat {model}                 LLM     CLIENT span, one backend request (n samples)
+        execute_tool {tool}          TOOL    a ToolAgent's calls, between its chats (same span)
       node {name}                    CHAIN   function / verifier / tool nodes
         execute_tool {tool}          TOOL    verifiers and tools
 
@@ -21,38 +22,32 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true).
 
 Parents come from OTel's context, a contextvar: asyncio tasks and ``asyncio.to_thread`` copy it,
 so parallel branches and concurrent runs each nest under their own spans.
+
+Installing a provider and exporters (``configure``) lives in :mod:`agentkit._tracing_setup` and is
+re-exported here. The helpers below look up ``enabled`` and ``tracer`` as globals of this module on
+every call, so replacing ``agentkit.tracing.enabled``/``tracer`` (tests, bench/overhead.py) takes
+effect everywhere. A pattern's own attribute names belong to the pattern, not to this core.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
-import logging
-import os
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pydantic import BaseModel
 
-from agentkit._trace_export import (
-    Exporters,
-    JsonLinesExporter,
-    console_processor,
-    json_lines_processor,
-    otlp_processor,
-    otlp_traces_url,
-)
+# Re-exported: setup lives in _tracing_setup; the cascade's names moved to _pattern_spans.
+from agentkit._pattern_spans import CASCADE_ESCALATION_REASON, CASCADE_TIER  # noqa: F401
+from agentkit._trace_export import JsonLinesExporter
+from agentkit._tracing_setup import ENV_CAPTURE, ENV_SERVICE_NAME, capture_content, configure  # noqa: F401
 from agentkit.reducers import Tally
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
-
     from agentkit.backends.base import Generation, GenerationRequest
 
 __all__ = [
@@ -65,6 +60,7 @@ __all__ = [
     "capture_content",
     "chat_span",
     "configure",
+    "current_agent_span",
     "enabled",
     "node_span",
     "record_generation",
@@ -76,10 +72,7 @@ __all__ = [
     "workflow_span",
 ]
 
-log = logging.getLogger(__name__)
 _TRACER_NAME = "agentkit"
-ENV_CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-ENV_SERVICE_NAME = "OTEL_SERVICE_NAME"
 
 # -- attribute names that patterns and the runtime share (agentkit.* facts) ---------------------
 VOTE_COUNTS = "agentkit.vote.counts"  # JSON object: answer -> votes
@@ -89,8 +82,6 @@ VOTE_SAMPLES = "agentkit.vote.samples"
 VOTE_AGREEMENT = "agentkit.vote.agreement"
 VERIFIER_VERDICT = "agentkit.verifier.verdict"
 VERIFIER_SCORE = "agentkit.verifier.score"
-CASCADE_TIER = "agentkit.cascade.tier"
-CASCADE_ESCALATION_REASON = "agentkit.cascade.escalation_reason"
 GRAMMAR_COMPILE_MS = "agentkit.grammar.compile_ms"
 GRAMMAR_CACHE_HIT = "agentkit.grammar.cache_hit"
 OI_KIND = "openinference.span.kind"
@@ -106,99 +97,6 @@ _DISABLED = nullcontext(trace.INVALID_SPAN)
 def enabled() -> bool:
     """True once an SDK tracer provider is installed (by ``configure`` or by the application)."""
     return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
-
-
-# -- configuration: the only global state agentkit keeps -----------------------------------------
-
-
-@dataclass
-class _Setup:
-    provider: TracerProvider | None = None
-    exporters: Exporters | None = None
-    capture_content: bool | None = None
-
-
-_setup = _Setup()
-_setup_lock = threading.Lock()
-
-
-def configure(
-    *,
-    trace_file: str | os.PathLike[str] | None = None,
-    otlp_endpoint: str | None = None,
-    console: bool = False,
-    service_name: str | None = None,
-    capture_content: bool | None = None,
-) -> TracerProvider | None:
-    """Send spans somewhere; safe to call again (same destination twice = attached once).
-
-    ``otlp_endpoint`` defaults to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT
-    (OTLP over HTTP, protobuf); the service name to OTEL_SERVICE_NAME, then "agentkit", and it is
-    also the Phoenix project unless OTEL_RESOURCE_ATTRIBUTES names one. With no destination at all
-    nothing is installed and spans stay no-ops. Returns the provider spans go to; its
-    ``shutdown()`` flushes and detaches agentkit's exporters (a later ``configure`` attaches new
-    ones), and they are flushed at interpreter exit in any case.
-    """
-    url = otlp_traces_url(otlp_endpoint)  # validates before anything is installed
-    wanted = []
-    if trace_file is not None:
-        path = os.path.abspath(os.fspath(trace_file))
-        wanted.append((f"file:{path}", lambda: json_lines_processor(path)))
-    if url:
-        wanted.append((f"otlp:{url}", lambda: otlp_processor(url)))
-    if console:
-        wanted.append(("console", console_processor))
-    with _setup_lock:
-        if capture_content is not None:
-            _setup.capture_content = capture_content
-        if not wanted:
-            return _setup.provider
-        attached = set(_setup.exporters.keys()) if _setup.exporters is not None else set()
-        fresh = [(key, make()) for key, make in wanted if key not in attached]  # may raise: nothing installed yet
-        if _setup.provider is None:
-            _install(service_name)
-        elif service_name and _service_name(_setup.provider) != service_name:
-            log.warning("tracing is already configured for service %r; ignoring service_name=%r",
-                        _service_name(_setup.provider), service_name)
-        assert _setup.exporters is not None
-        for key, processor in fresh:
-            _setup.exporters.attach(key, lambda p=processor: p)  # type: ignore[misc]
-            log.info("tracing: exporting spans to %s", key)
-    return _setup.provider
-
-
-def _install(service_name: str | None) -> None:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-
-    current = trace.get_tracer_provider()
-    exporters = Exporters()
-    if isinstance(current, TracerProvider):  # the application set one up: add to it, never replace it
-        provider = current
-    else:
-        name = service_name or os.environ.get(ENV_SERVICE_NAME) or "agentkit"
-        attrs = {"service.name": name}
-        if "openinference.project.name" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
-            attrs["openinference.project.name"] = name  # Phoenix files the spans under this project
-        provider = TracerProvider(resource=Resource.create(attrs))
-        trace.set_tracer_provider(provider)
-        if trace.get_tracer_provider() is not provider:
-            log.warning("another tracer provider was installed first and cannot be replaced; spans stay no-ops")
-    provider.add_span_processor(exporters)
-    atexit.register(exporters.shutdown)  # flush even if nobody calls provider.shutdown()
-    _setup.provider, _setup.exporters = provider, exporters
-
-
-def _service_name(provider: TracerProvider) -> str | None:
-    name = provider.resource.attributes.get("service.name")
-    return str(name) if name is not None else None
-
-
-def capture_content() -> bool:
-    """Whether prompts, responses and node inputs/outputs go on spans (off unless opted in)."""
-    if _setup.capture_content is not None:
-        return _setup.capture_content
-    return os.environ.get(ENV_CAPTURE, "").strip().lower() in ("true", "1", "yes", "span_only", "span_and_event")
 
 
 def trace_headers() -> dict[str, str]:
@@ -271,7 +169,7 @@ def workflow_span(graph: str, inp: Any = None) -> AbstractContextManager[Span]:
 
 
 def agent_span(
-    node: str, *, provider: str | None = None, model: str | None = None, inp: Any = None
+    node: str, *, provider: str | None = None, model: str | None = None, inp: Any = None, kind: str = "agent"
 ) -> AbstractContextManager[Span]:
     """Span for one agent node; ends with the tokens of every model call inside it (retries too)."""
     if not enabled():
@@ -281,14 +179,25 @@ def agent_span(
         "gen_ai.agent.name": node,
         "gen_ai.provider.name": provider,
         "gen_ai.request.model": model,
-        "agentkit.node.kind": "agent",
+        "agentkit.node.kind": kind,
         "agentkit.node.name": node,
         "agent.name": node,
         OI_KIND: "AGENT",
     }
     if inp is not None and capture_content():
         attrs.update(_io("input", inp))
-    return _rollup_span(f"invoke_agent {node}", attrs)
+    return _rollup_span(f"invoke_agent {node}", attrs, agent=True)
+
+
+def current_agent_span() -> Span | None:
+    """The ``invoke_agent`` span the caller runs directly inside (no span opened since), if any.
+
+    An agent that would open its own agent span (a ToolAgent's episode) asks this first: run as a
+    graph node it is already inside the node's span, and a second one nested in it would show the
+    node twice in every agent view. Its facts go on the node's span instead.
+    """
+    s = _open_agent.get()
+    return s if s is not None and trace.get_current_span() is s else None
 
 
 def set_output(s: Span, value: Any) -> None:
@@ -456,17 +365,20 @@ class _Tokens:
 
 
 _rollup: ContextVar[_Tokens | None] = ContextVar("agentkit_token_rollup", default=None)
+_open_agent: ContextVar[Span | None] = ContextVar("agentkit_open_agent_span", default=None)
 
 
 @contextmanager
-def _rollup_span(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+def _rollup_span(name: str, attributes: dict[str, Any], *, agent: bool = False) -> Iterator[Span]:
     tokens = _Tokens(_rollup.get())
     token = _rollup.set(tokens)
     try:
         with span(name, attributes) as s:
+            opened = _open_agent.set(s if agent else None)
             try:
                 yield s
             finally:
+                _open_agent.reset(opened)
                 if s.is_recording():
                     s.set_attributes(tokens.attributes())
     finally:

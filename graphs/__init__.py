@@ -1,43 +1,68 @@
 """The reasoning patterns, one module each, importable as ``agentkit.graphs.<name>``.
 
-``PATTERNS`` lists what ``agentkit run`` and ``agentkit eval`` can drive: each entry names the
-module, the input model it takes and the knob that ``--samples`` sets.
+Each module exports its ``agentkit.pattern.Pattern`` object(s) in ``PATTERNS``; this package
+registers the built-in modules listed in ``_BUILTIN`` when a pattern is first looked up, so
+``import agentkit.graphs`` stays cheap. A pattern of your own registers with ``register_pattern``
+and is then driven by ``agentkit run``/``agentkit eval`` like the built-ins.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from types import ModuleType
 
 from agentkit.errors import ConfigError
+from agentkit.pattern import Pattern
+
+__all__ = ["Pattern", "get_pattern", "pattern_names", "patterns", "register_pattern", "unregister_pattern"]
+
+#: The built-in pattern modules, in the order the CLI lists them. Adding a pattern: one entry here.
+_BUILTIN: tuple[str, ...] = ("mccot", "daslam", "maj", "linc", "cascade", "baselines")
+
+_registry: dict[str, Pattern] = {}
+_loaded = False
 
 
-@dataclass(frozen=True)
-class PatternSpec:
-    name: str
-    module: str
-    input_type: str
-    samples_knob: str | None
-    builder: str = "build"  # the module function that builds the graph (baselines has two)
-
-    def load(self) -> ModuleType:
-        return importlib.import_module(self.module)
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN:
+        for pattern in importlib.import_module(f"agentkit.graphs.{module}").PATTERNS:
+            _registry.setdefault(pattern.name, pattern)
 
 
-PATTERNS: dict[str, PatternSpec] = {
-    "mccot": PatternSpec("mccot", "agentkit.graphs.mccot", "Question", "k"),
-    "direct": PatternSpec("direct", "agentkit.graphs.baselines", "Question", None, "build_direct"),
-    "cot": PatternSpec("cot", "agentkit.graphs.baselines", "Question", None, "build_cot"),
-    "daslam": PatternSpec("daslam", "agentkit.graphs.daslam", "Question", None),
-    "maj": PatternSpec("maj", "agentkit.graphs.maj", "JudgeInput", "samples"),
-    "linc": PatternSpec("linc", "agentkit.graphs.linc", "LogicProblem", "k"),
-    "cascade": PatternSpec("cascade", "agentkit.graphs.cascade", "Question", "k"),
-}
+def register_pattern(pattern: Pattern, *, replace: bool = False) -> Pattern:
+    """Make ``pattern`` available by name to ``get_pattern``, the CLI and the eval harness."""
+    if not isinstance(pattern, Pattern):
+        raise ConfigError(f"register_pattern takes an agentkit.pattern.Pattern, got {type(pattern).__name__}")
+    _load_builtins()
+    if pattern.name in _registry and not replace and _registry[pattern.name] is not pattern:
+        raise ConfigError(f"a pattern named {pattern.name!r} is already registered; pick another name "
+                          "or pass replace=True")
+    _registry[pattern.name] = pattern
+    return pattern
 
 
-def get_pattern(name: str) -> PatternSpec:
+def unregister_pattern(name: str) -> None:
+    """Remove a pattern registered with ``register_pattern`` (a plugin unloading, a test cleaning up)."""
+    _load_builtins()
+    if _registry.pop(name, None) is None:
+        raise ConfigError(f"no pattern named {name!r} is registered")
+
+
+def patterns() -> dict[str, Pattern]:
+    """Every registered pattern by name: the built-ins first, then those registered since."""
+    _load_builtins()
+    return dict(_registry)
+
+
+def pattern_names() -> tuple[str, ...]:
+    return tuple(patterns())
+
+
+def get_pattern(name: str) -> Pattern:
     try:
-        return PATTERNS[name]
+        return patterns()[name]
     except KeyError:
-        raise ConfigError(f"unknown pattern {name!r}; choose one of: {', '.join(sorted(PATTERNS))}") from None
+        raise ConfigError(f"unknown pattern {name!r}; choose one of: {', '.join(pattern_names())}") from None

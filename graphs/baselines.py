@@ -15,16 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
 from agentkit.errors import ConfigError
-from agentkit.eval.datasets import Example
-from agentkit.eval.questions import question_text
 from agentkit.graph import END, START, Graph
+from agentkit.pattern import Pattern, checked_knobs
+from agentkit.vocab import AnswerKind, Example, Question, number_answer, question_text
 
-AnswerKind = Literal["text", "number", "label", "latex"]
 Style = Literal["direct", "cot"]
 
 INSTRUCTIONS: dict[str, str] = {
@@ -39,10 +38,6 @@ NUMBER_EXAMPLE = (
     "6 pens cost 6 * 4 = 24 dollars. The change is 50 - 24 = 26 dollars.",
     "26",
 )
-
-
-class Question(BaseModel):
-    question: str
 
 
 class Reply(BaseModel):
@@ -65,7 +60,7 @@ def reply_type(style: Style, answer_kind: AnswerKind, labels: Sequence[str] | No
     if labels:
         answer = (Literal[tuple(labels)], Field(description="one of: " + ", ".join(labels)))
     elif answer_kind == "number":
-        answer = (str, Field(max_length=24, pattern=r"^-?[0-9][0-9,]*(\.[0-9]+)?$", description="the final number"))
+        answer = (str, number_answer())
     else:
         answer = (str, Field(min_length=1, max_length=64, description="the final answer only"))
     fields: dict[str, Any] = {}
@@ -76,15 +71,16 @@ def reply_type(style: Style, answer_kind: AnswerKind, labels: Sequence[str] | No
     return create_model(name, __base__=Reply, **fields)  # type: ignore[call-overload,no-any-return]
 
 
+@checked_knobs
 def build(
     backend: Backend | None = None,
     *,
     style: Style = "direct",
     answer_kind: AnswerKind = "text",
     labels: Sequence[str] | None = None,
-    temperature: float = 0.0,
-    max_tokens: int = 256,
-    max_reasoning_chars: int = 400,
+    temperature: NonNegativeFloat = 0.0,
+    max_tokens: PositiveInt = 256,
+    max_reasoning_chars: PositiveInt = 400,
     seed: int | None = None,
 ) -> Graph[BaselineResult]:
     """``labels`` (e.g. ["True", "False", "Uncertain"]) restricts the answer to those strings."""
@@ -123,13 +119,14 @@ def build(
     return graph
 
 
+@checked_knobs
 def build_direct(
     backend: Backend | None = None,
     *,
     answer_kind: AnswerKind = "text",
     labels: Sequence[str] | None = None,
-    temperature: float = 0.0,
-    max_tokens: int = 128,
+    temperature: NonNegativeFloat = 0.0,
+    max_tokens: PositiveInt = 128,
     seed: int | None = None,
 ) -> Graph[BaselineResult]:
     """The "direct" pattern: the model answers in one call, no reasoning."""
@@ -137,14 +134,15 @@ def build_direct(
                  max_tokens=max_tokens, seed=seed)
 
 
+@checked_knobs
 def build_cot(
     backend: Backend | None = None,
     *,
     answer_kind: AnswerKind = "text",
     labels: Sequence[str] | None = None,
-    temperature: float = 0.0,
-    max_tokens: int = 256,
-    max_reasoning_chars: int = 400,
+    temperature: NonNegativeFloat = 0.0,
+    max_tokens: PositiveInt = 256,
+    max_reasoning_chars: PositiveInt = 400,
     seed: int | None = None,
 ) -> Graph[BaselineResult]:
     """The "cot" pattern: plain chain of thought, one call."""
@@ -159,3 +157,10 @@ def input_from(example: Example) -> Question:
 
 def prediction(output: BaselineResult) -> str | None:
     return output.answer
+
+
+DIRECT = Pattern("direct", build_direct, Question, description="baseline: one call, the answer only",
+                 input_from=input_from, prediction=prediction)
+COT = Pattern("cot", build_cot, Question, description="baseline: one call, chain of thought then the answer",
+              input_from=input_from, prediction=prediction)
+PATTERNS = [DIRECT, COT]

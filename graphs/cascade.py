@@ -13,7 +13,7 @@ Our choices: confidence is the tier output's ``agreement`` (MC-CoT, MAJ) or ``co
 the tier supplies a function, and a tier with no confidence fails any threshold; a backend error
 escalates too ("backend_error"), so a dead endpoint degrades to the next tier; if the last tier
 gives no answer, the latest earlier answer is returned, unconfident. Cost is each tier's token usage
-priced by ``agentkit.eval.metrics.Prices`` (relative units unless real prices are given).
+priced by ``agentkit.pricing.Prices`` (relative units unless real prices are given).
 """
 
 from __future__ import annotations
@@ -26,23 +26,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit import stats, tracing
+from agentkit._pattern_spans import CASCADE_ESCALATION_REASON, CASCADE_TIER
 from agentkit.agent import Agent
 from agentkit.backends import make_backend
 from agentkit.backends.base import Backend
-from agentkit.backends.base import Usage as TokenUsage
 from agentkit.errors import BackendError, ConfigError, SchemaViolation
-from agentkit.eval.datasets import Example
-from agentkit.eval.metrics import ModelUsage, Prices, Usage, example_cost
-from agentkit.eval.questions import question_text
 from agentkit.graph import END, START, CompiledGraph, Graph
 from agentkit.graphs import _calibration, mccot
-from agentkit.graphs.mccot import AnswerKind, Question
+from agentkit.pattern import Pattern, checked_knobs
+from agentkit.pricing import ModelUsage, Prices, Usage, example_cost
 from agentkit.reducers import Collect
 from agentkit.verifiers.answer import answers_match
 from agentkit.verifiers.base import Verdict, Verifier
+from agentkit.vocab import AnswerKind, Example, Question, question_text
 
 Reason = Literal["schema_violation", "backend_error", "no_answer", "verifier_failed", "low_confidence"]
 
@@ -118,25 +117,13 @@ def _confidence_of(output: Any) -> float | None:
     return None
 
 
-def _absorb(used: stats.RunStats) -> None:
-    """Nested ``stats.collect`` blocks do not feed the enclosing run: add the tier's calls to it."""
-    outer = stats.current()
-    if outer is not None:
-        for model, usage in used.by_model.items():
-            outer.by_model[model] = outer.by_model.get(model, TokenUsage()) + usage
-        outer.calls += used.calls
-        outer.samples += used.samples
-        outer.valid_samples += used.valid_samples
-        outer.usage = outer.usage + used.usage
-
-
 async def run_tier(tier: Tier, inputs: Mapping[str, Any], *, threshold: float | None,
                    prices: Prices | None = None) -> TierAttempt:
     """Steps 1-2 for one tier: run it, then score it (``threshold=None`` skips the confidence gate)."""
     start = time.perf_counter()
     output: Any = None
     failed: tuple[Reason, str] | None = None
-    with stats.collect() as used:
+    with stats.collect(forward=True) as used:  # the tier's calls also count for the enclosing run
         try:
             output = await tier.run(inputs)
         except SchemaViolation as exc:
@@ -145,7 +132,6 @@ async def run_tier(tier: Tier, inputs: Mapping[str, Any], *, threshold: float | 
             if isinstance(exc, ConfigError):  # e.g. a replay cassette miss: the caller's mistake, not the tier's
                 raise
             failed = "backend_error", f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-    _absorb(used)
     usage = Usage(input_tokens=used.usage.input_tokens, output_tokens=used.usage.output_tokens,
                   cached_tokens=used.usage.cached_tokens,
                   by_model={m: ModelUsage.model_validate(u) for m, u in used.by_model.items()})
@@ -196,17 +182,18 @@ def default_tiers(
     return [small, Tier(name="large", task=large)]
 
 
+@checked_knobs
 def build(
     backend: Backend | None = None,
     *,
     tiers: Sequence[Tier] | None = None,
-    threshold: float | None = 0.6,
-    k: int = 3,
+    threshold: NonNegativeFloat | None = 0.6,
+    k: PositiveInt = 3,
     answer_kind: AnswerKind = "text",
     large_backend: Backend | str | None = None,
     large_model: str | None = None,
     large_base_url: str | None = None,
-    large_k: int | None = None,
+    large_k: PositiveInt | None = None,
     seed: int | None = None,
     prices: Prices | None = None,
     input_type: type[BaseModel] = Question,
@@ -226,9 +213,9 @@ def build(
         async def run_and_score(s: Any) -> dict[str, Any]:
             attempt = await run_tier(tier, {f: getattr(s, f) for f in fields}, threshold=threshold, prices=prices)
             attempt.escalated = not attempt.passed and not last
-            tracing.annotate({tracing.CASCADE_TIER: tier.name, "agentkit.cascade.passed": attempt.passed,
+            tracing.annotate({CASCADE_TIER: tier.name, "agentkit.cascade.passed": attempt.passed,
                               "agentkit.cascade.confidence": attempt.confidence,
-                              tracing.CASCADE_ESCALATION_REASON: attempt.failure if attempt.escalated else None})
+                              CASCADE_ESCALATION_REASON: attempt.failure if attempt.escalated else None})
             return {"attempts": [attempt]}
 
         return run_and_score
@@ -298,7 +285,12 @@ def prediction(output: CascadeResult) -> str | None:
     return output.answer
 
 
-def eval_extra(output: CascadeResult) -> dict[str, object]:
+def extras(output: CascadeResult) -> dict[str, object]:
     """Which tier answered, how confident, and each tier's cost and failure: what CPS reports split by."""
     return {"answered_by": output.answered_by, "confident": output.confident,
             "tiers": [{"tier": a.tier, "failure": a.failure, "cost": a.cost} for a in output.attempts]}
+
+
+PATTERN = Pattern("cascade", build, Question, samples_knob="k", input_from=input_from, prediction=prediction,
+                  extras=extras, description="a small tier answers; escalate on failure or low confidence")
+PATTERNS = [PATTERN]

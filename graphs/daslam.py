@@ -18,22 +18,17 @@ sub-questions (a small decomposer's sub-questions are rarely self-contained), an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit import tracing
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
-from agentkit.errors import ConfigError
-from agentkit.eval.questions import question_text
 from agentkit.graph import END, START, Graph
+from agentkit.pattern import Pattern, checked_knobs
 from agentkit.verifiers.answer import normalize_answer
-
-if TYPE_CHECKING:
-    from agentkit.eval.datasets import Example
-
-AnswerKind = Literal["text", "number", "latex"]
+from agentkit.vocab import AnswerKind, Example, Question, number_answer, question_text
 
 SOLVE = "Solve the problem. First think step by step in 'rationale', then give only the final answer in 'answer'."
 DECOMPOSE = (
@@ -49,10 +44,6 @@ SOLVE_WITH_PAIRS = (
     "Solve the problem using the answered sub-questions. First think step by step in 'rationale', "
     "then give only the final answer in 'answer'."
 )
-
-
-class Question(BaseModel):
-    question: str = Field(min_length=1)
 
 
 class Solution(BaseModel):
@@ -136,7 +127,7 @@ _FINAL = Solution(rationale="She makes 48 and 35 leave, so 48 - 35 = 13 are left
 def _solution_type(name: str, answer_kind: AnswerKind, max_rationale_chars: int) -> type[Solution]:
     """Bounded fields, so a small model cannot ramble past max_tokens; numbers are constrained as numbers."""
     answer = (
-        Field(max_length=24, pattern=r"^-?[0-9][0-9,]*(\.[0-9]+)?$", description="the final number")
+        number_answer()
         if answer_kind == "number"
         else Field(max_length=64, description="the final answer only")
     )
@@ -156,20 +147,19 @@ def decomposition_type(max_subquestions: int) -> type[Decomposition]:
     )
 
 
+@checked_knobs
 def build(
     solver_backend: Backend | None = None,
     decomposer_backend: Backend | None = None,
     *,
-    max_subquestions: int = 3,
+    max_subquestions: PositiveInt = 3,
     answer_kind: AnswerKind = "text",
-    temperature: float = 0.0,
-    max_tokens: int = 256,
-    max_rationale_chars: int = 360,
+    temperature: NonNegativeFloat = 0.0,
+    max_tokens: PositiveInt = 256,
+    max_rationale_chars: PositiveInt = 360,
     seed: int | None = None,
 ) -> Graph[DaSLaMState]:
     """The decomposer falls back to the solver's backend, and both to the one given to ``compile``."""
-    if max_subquestions < 1:
-        raise ConfigError(f"daslam: max_subquestions must be >= 1, got {max_subquestions}")
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     attempt_type = _solution_type("Attempt", answer_kind, max_rationale_chars)
     sub_answer_type = _solution_type("SubAnswer", answer_kind, max_rationale_chars // 2)
@@ -247,7 +237,12 @@ def prediction(output: DaSLaMResult) -> str | None:
     return output.answer
 
 
-def eval_extra(output: DaSLaMResult) -> dict[str, object]:
+def extras(output: DaSLaMResult) -> dict[str, object]:
     """The initial answer beside the final one: how often decomposition changed (and fixed) the answer."""
     return {"initial_answer": output.initial_answer, "changed": output.changed,
             "subquestions": len(output.subquestions)}
+
+
+PATTERN = Pattern("daslam", build, Question, input_from=input_from, prediction=prediction, extras=extras,
+                  description="solver attempts, a decomposer writes sub-questions, the solver answers them")
+PATTERNS = [PATTERN]

@@ -22,18 +22,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator
 
 from agentkit._text_outputs import TextOutput
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
 from agentkit.errors import InputError
-from agentkit.eval.datasets import Example
 from agentkit.graph import END, START, Graph
+from agentkit.pattern import Pattern, ScoredExample, checked_knobs
 from agentkit.reducers import Tally
 from agentkit.verifiers.fol import FOLSyntaxError, check, fol_grammar, parse
+from agentkit.vocab import Example, first_error
 
 Label = Literal["True", "False", "Uncertain"]
 
@@ -185,16 +187,17 @@ def _prove(program: FOLProgram, timeout_s: float) -> SampleVerdict:
     return SampleVerdict(**fol, label=result.label, reason=result.reason)
 
 
+@checked_knobs
 def build(
     backend: Backend | None = None,
     *,
-    k: int = 10,
-    temperature: float = 0.8,
-    max_tokens: int = 1024,
+    k: PositiveInt = 10,
+    temperature: NonNegativeFloat = 0.8,
+    max_tokens: PositiveInt = 1024,
     seed: int | None = None,
-    timeout_s: float = 10.0,
-    max_depth: int = 4,
-    max_width: int = 4,
+    timeout_s: PositiveFloat = 10.0,
+    max_depth: PositiveInt = 4,
+    max_width: PositiveInt = 4,
     examples: list[tuple[list[tuple[str, str]], tuple[str, str]]] | None = None,
 ) -> Graph[LincResult]:
     """``examples`` are few-shot problems as ((sentence, FOL) pairs, (conclusion, FOL)); default two
@@ -258,18 +261,30 @@ def input_from(example: Example) -> LogicProblem:
     try:
         return LogicProblem(premises=premises, conclusion=conclusion)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"example {example.id!r}: field {where!r}: {err['msg']}") from None
+        raise InputError(first_error(exc, f"example {example.id!r}: ")) from None
 
 
 def prediction(output: LincResult) -> str | None:
     return output.answer
 
 
-def eval_extra(output: LincResult) -> dict[str, object]:
+def extras(output: LincResult) -> dict[str, object]:
     """Errors and the tally per example, and the share of samples the prover decided (the summary's
     prover success rate, LINC's measure of how often the parse is executable)."""
     decided = (output.k - output.error_count) / output.k if output.k else None
     return {"error_count": output.error_count, "k": output.k, "votes": dict(output.votes.counts),
             "prover_success_rate": decided}
+
+
+def summarize(results: Sequence[ScoredExample]) -> dict[str, object]:
+    """The prover success rate: the mean, over examples, of the share of samples the prover decided."""
+    rates = [float(r.extra["prover_success_rate"]) for r in results
+             if isinstance(r.extra.get("prover_success_rate"), int | float)
+             and not isinstance(r.extra.get("prover_success_rate"), bool)]
+    return {"prover_success_rate": sum(rates) / len(rates) if rates else None}
+
+
+PATTERN = Pattern("linc", build, LogicProblem, samples_knob="k", input_from=input_from, prediction=prediction,
+                  extras=extras, summarize=summarize,
+                  description="the model parses premises and conclusion into FOL, z3 decides, K samples vote")
+PATTERNS = [PATTERN]

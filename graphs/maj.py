@@ -20,19 +20,27 @@ deliberation rounds used, agreement.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    create_model,
+)
 
 from agentkit import tracing
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
 from agentkit.errors import ConfigError, SchemaViolation
 from agentkit.graph import END, START, Graph
+from agentkit.pattern import Pattern, checked_knobs
 from agentkit.reducers import Tally
-
-if TYPE_CHECKING:
-    from agentkit.eval.datasets import Example
+from agentkit.vocab import Example, first_error
 
 Verdict = Literal["correct", "incorrect"]
 
@@ -153,11 +161,7 @@ def _profiles(judges: Sequence[JudgeProfile | Mapping[str, Any]]) -> list[JudgeP
         try:
             profiles.append(judge if isinstance(judge, JudgeProfile) else JudgeProfile.model_validate(judge))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "<root>"
-            raise ConfigError(
-                f"maj: judge {i}: field {where!r}: {err['msg']}; a judge needs a name and instructions"
-            ) from None
+            raise ConfigError(f"{first_error(exc, f'maj: judge {i}: ')}; a judge needs a name and instructions") from None
     if not profiles:
         raise ConfigError("maj: judges is empty; give at least one JudgeProfile(name=..., instructions=...)")
     names = [p.name for p in profiles]
@@ -177,19 +181,18 @@ def majority_verdict(turns: Sequence[JudgeTurn]) -> tuple[Tally, str | None]:
     return votes, winner
 
 
+@checked_knobs
 def build(
     backend: Backend | None = None,
     *,
     judges: Sequence[JudgeProfile | Mapping[str, Any]] = DEFAULT_JUDGES,
-    max_rounds: int = 2,
-    samples: int = 1,
-    temperature: float = 0.0,
-    max_tokens: int = 200,
+    max_rounds: NonNegativeInt = 2,
+    samples: PositiveInt = 1,
+    temperature: NonNegativeFloat = 0.0,
+    max_tokens: PositiveInt = 200,
     seed: int | None = None,
 ) -> Graph[MAJState]:
     """``backend`` serves every judge without a backend of its own; ``max_rounds`` counts deliberation rounds."""
-    if max_rounds < 0:
-        raise ConfigError(f"maj: max_rounds must be >= 0, got {max_rounds}")
     profiles = _profiles(judges)
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     # one ballot key (and one key for its failed samples) per judge: parallel judges never share a key
@@ -278,7 +281,12 @@ def prediction(output: MAJResult) -> str | None:
     return output.answer
 
 
-def eval_extra(output: MAJResult) -> dict[str, object]:
+def extras(output: MAJResult) -> dict[str, object]:
     """How the board got there, per example: agreement and deliberation are what JudgeBoard analyses."""
     return {"agreement": output.agreement, "unanimous": output.unanimous, "rounds_used": output.rounds_used,
             "votes": dict(output.votes.counts)}
+
+
+PATTERN = Pattern("maj", build, JudgeInput, samples_knob="samples", input_from=input_from, prediction=prediction,
+                  extras=extras, description="a board of judges with reasoning profiles, deliberation rounds, vote")
+PATTERNS = [PATTERN]

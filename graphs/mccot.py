@@ -13,20 +13,19 @@ Output: answer, rationale, vote tally, agreement = winner votes / k (the cascade
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit import tracing
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
-from agentkit.eval.datasets import Example
-from agentkit.eval.questions import question_text
 from agentkit.graph import END, START, Graph
+from agentkit.pattern import Pattern, checked_knobs
 from agentkit.reducers import Tally
 from agentkit.verifiers.answer import normalize_answer
+from agentkit.vocab import AnswerKind, Example, Question, number_answer, question_text
 
-AnswerKind = Literal["text", "number", "label", "latex"]
+__all__ = ["PATTERN", "PATTERNS", "AnswerKind", "MCCoTResult", "Question", "RationaleAnswer", "build"]
 
 INSTRUCTIONS = (
     "Solve the problem. First think step by step in 'rationale', then give only the final answer in 'answer'."
@@ -38,10 +37,6 @@ EXAMPLE = (
     "There are 3 * 5 = 15 apples. After eating 2, 15 - 2 = 13 apples are left.",
     "13",
 )
-
-
-class Question(BaseModel):
-    question: str
 
 
 class RationaleAnswer(BaseModel):
@@ -63,11 +58,8 @@ class MCCoTResult(BaseModel):
 
 def sample_type(answer_kind: AnswerKind, max_rationale_chars: int) -> type[RationaleAnswer]:
     """The constrained output type: bounded fields so a small model cannot ramble past max_tokens."""
-    answer_field = (
-        Field(max_length=24, pattern=r"^-?[0-9][0-9,]*(\.[0-9]+)?$", description="the final number")
-        if answer_kind == "number"
-        else Field(max_length=48, description="the final answer only")
-    )
+    answer_field = (number_answer() if answer_kind == "number"
+                    else Field(max_length=48, description="the final answer only"))
     return create_model(  # type: ignore[call-overload,no-any-return]
         "Rationale",
         __base__=RationaleAnswer,
@@ -84,14 +76,15 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
+@checked_knobs
 def build(
     backend: Backend | None = None,
     *,
-    k: int = 5,
-    temperature: float = 0.8,
+    k: PositiveInt = 5,
+    temperature: NonNegativeFloat = 0.8,
     answer_kind: AnswerKind = "text",
-    max_tokens: int = 256,
-    max_rationale_chars: int = 400,
+    max_tokens: PositiveInt = 256,
+    max_rationale_chars: PositiveInt = 400,
     seed: int | None = None,
     examples: list[tuple[str, str, str]] | None = None,
 ) -> Graph[MCCoTResult]:
@@ -154,6 +147,11 @@ def prediction(output: MCCoTResult) -> str | None:
     return output.answer
 
 
-def eval_extra(output: MCCoTResult) -> dict[str, object]:
+def extras(output: MCCoTResult) -> dict[str, object]:
     """Agreement and the tally, per example: what a cascade threshold would be calibrated on."""
     return {"agreement": output.agreement, "votes": dict(output.votes.counts)}
+
+
+PATTERN = Pattern("mccot", build, Question, description="k rationales in one request, majority vote",
+                  samples_knob="k", input_from=input_from, prediction=prediction, extras=extras)
+PATTERNS = [PATTERN]

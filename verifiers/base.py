@@ -20,11 +20,9 @@ from typing import Any, Protocol, overload, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.errors import VerifierError
-from agentkit.tracing import tool_span
+from agentkit.tracing import VERIFIER_SCORE, VERIFIER_VERDICT, tool_span
 
 __all__ = ["FunctionVerifier", "Verdict", "Verifier", "VerifierBase", "verifier"]
-
-_VERDICT_ATTR = "agentkit.verifier.verdict"
 
 
 class Verdict(BaseModel):
@@ -90,9 +88,9 @@ class VerifierBase(ABC):
                     f"verifier {self.name!r} returned {type(verdict).__name__}, expected a Verdict"
                 )
             if span.is_recording():
-                span.set_attribute(_VERDICT_ATTR, verdict.label)
+                span.set_attribute(VERIFIER_VERDICT, verdict.label)
                 if verdict.score is not None:
-                    span.set_attribute("agentkit.verifier.score", verdict.score)
+                    span.set_attribute(VERIFIER_SCORE, verdict.score)
             return verdict
 
     def __repr__(self) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentkit.errors import ConfigError
-from agentkit.tracing import tool_span
+from agentkit.tracing import VERIFIER_VERDICT, tool_span
 from agentkit.verifiers._fol_grammar import fol_grammar, linc_program_grammar, parse_linc_program
 from agentkit.verifiers._fol_parse import (
     MAX_CHARS,
@@ -80,7 +80,6 @@ __all__ = [
 ]
 
 _TOOL = "fol_prover"
-_VERDICT_ATTR = "agentkit.verifier.verdict"
 
 
 class FOLResult(BaseModel):
@@ -128,7 +127,7 @@ def check(premises: Sequence[str], conclusion: str, timeout_s: float = 10.0) -> 
             premises_consistent=outcome.premises_consistent,
         )
         if span.is_recording():
-            span.set_attribute(_VERDICT_ATTR, result.label)
+            span.set_attribute(VERIFIER_VERDICT, result.label)
             span.set_attribute("agentkit.fol.timed_out", result.timed_out)
         return result
 

@@ -1,8 +1,16 @@
-"""Backends: one protocol (``base.Backend``), one module per engine."""
+"""Backends: one protocol (``base.Backend``), one module per engine, and one kind table
+(``register_backend``/``make_backend``/``backend_kinds``) that the CLI's --backend reads."""
 
 from __future__ import annotations
 
 from agentkit.backends._chat_client import RetryPolicy
+from agentkit.backends._registry import (
+    BackendFactory,
+    backend_kinds,
+    make_backend,
+    register_backend,
+    unregister_backend,
+)
 from agentkit.backends.base import (
     Backend,
     Choice,
@@ -14,10 +22,10 @@ from agentkit.backends.base import (
     Usage,
 )
 from agentkit.backends.replay import ReplayBackend
-from agentkit.errors import ConfigError
 
 __all__ = [
     "Backend",
+    "BackendFactory",
     "Choice",
     "Generation",
     "GenerationRequest",
@@ -27,37 +35,15 @@ __all__ = [
     "RetryPolicy",
     "Sampling",
     "Usage",
+    "backend_kinds",
     "make_backend",
+    "register_backend",
+    "unregister_backend",
 ]
 
-BACKEND_KINDS = ("llamacpp", "vllm", "openai")
 
-
-def make_backend(kind: str = "llamacpp", *, model: str | None = None, base_url: str | None = None) -> Backend:
-    """Build a backend by name, as the CLI's --backend/--model/--base-url options describe it.
-
-    ``vllm`` talks to a vLLM server (default http://127.0.0.1:8000/v1, as ``agentkit serve vllm``
-    starts it); ``openai`` to any OpenAI-compatible endpoint (--base-url required, key from
-    OPENAI_API_KEY). For both, --model is the served model name, asked from the server if omitted.
-    """
-    if kind == "llamacpp":
-        if base_url is not None:
-            raise ConfigError(
-                "--base-url is for the vllm and openai backends; llamacpp runs in-process (use --model PATH.gguf)"
-            )
-        from agentkit.backends.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(model)
-    if kind == "vllm":
-        from agentkit.backends.vllm_server import DEFAULT_URL, VLLMServerBackend
-
-        return VLLMServerBackend(base_url or DEFAULT_URL, model=model)
-    if kind == "openai":
-        from agentkit.backends.openai_compat import OpenAIBackend
-
-        if base_url is None:
-            raise ConfigError(
-                "--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1)"
-            )
-        return OpenAIBackend(base_url, model=model)
-    raise ConfigError(f"unknown backend {kind!r}; available: {', '.join(BACKEND_KINDS)}")
+def __getattr__(name: str) -> object:
+    """``BACKEND_KINDS``, the old constant, now read from the kind table so it never goes stale."""
+    if name == "BACKEND_KINDS":
+        return tuple(backend_kinds())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,6 +33,7 @@ from agentkit.errors import (
     TransientBackendError,
     UnsupportedConstraint,
 )
+from agentkit.vocab import error_at
 
 Dialect = Literal["vllm", "openai"]
 
@@ -214,9 +215,8 @@ def parse_reply(payload: Any, *, url: str, expected: int) -> Generation:
     try:
         reply = _Reply.model_validate(payload)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise BackendError(f"{url} sent a reply that is not a chat completion ({where}: {err['msg']})") from None
+        where, msg = error_at(exc)
+        raise BackendError(f"{url} sent a reply that is not a chat completion ({where}: {msg})") from None
     if len(reply.choices) != expected:
         raise BackendError(
             f"{url} returned {len(reply.choices)} choices for n={expected}; the endpoint ignores n "

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkit.backends._chat_format import ChatTemplate
+from agentkit.backends._grammar_cache import GrammarCache
 from agentkit.backends._outlines_constraints import (
     DEFAULT_ENGINE,
     compile_processor,
@@ -24,7 +25,6 @@ from agentkit.backends._outlines_constraints import (
     raise_on_warnings,
 )
 from agentkit.backends.base import Choice, Generation, GenerationRequest, OutputConstraint, Usage
-from agentkit.decoding import GrammarCache
 from agentkit.errors import BackendError, ConfigError, ModelNotFound, UnsupportedConstraint
 
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

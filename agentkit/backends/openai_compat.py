@@ -4,6 +4,9 @@ server, or vLLM when only its OpenAI surface should be used.
 Typed outputs go as ``response_format`` json_schema; an endpoint that rejects the schema fails with
 ``UnsupportedConstraint`` naming the URL and its message, instead of quietly answering in free
 text. Regex and grammar constraints do not exist in the OpenAI API and are refused up front.
+
+``OpenAICompatibleBackend`` holds what every such endpoint shares; ``OpenAIBackend`` and
+``vllm_server.VLLMServerBackend`` are its provider subclasses (a dialect plus how ``n`` is served).
 """
 
 from __future__ import annotations
@@ -11,18 +14,98 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import ClassVar
 
 from agentkit.backends._chat_client import ChatClient, RetryPolicy
-from agentkit.backends._openai_format import chat_body, error_for_status, parse_reply
+from agentkit.backends._openai_format import Dialect, chat_body, error_for_status, parse_reply
 from agentkit.backends.base import Generation, GenerationRequest, Usage
-from agentkit.backends.vllm_server import served_model
-from agentkit.errors import AgentkitError, ConfigError
+from agentkit.errors import AgentkitError, BackendError, ConfigError
 
 DEFAULT_URL = "https://api.openai.com/v1"
+#: where a local OpenAI-compatible server listens unless told otherwise (vLLM's default port)
+LOCAL_URL = "http://127.0.0.1:8000/v1"
 
 
-class OpenAIBackend:
+def served_model(client: ChatClient) -> str:
+    """The first model the server lists: a vLLM server serves exactly one (plus LoRA adapters)."""
+
+    def errors(status: int, body: str) -> AgentkitError:
+        return error_for_status(status, body, url=f"{client.base_url}/models", model="?", constraint=None)
+
+    listing = client.get_json_sync("/models", errors)
+    try:
+        return str(listing["data"][0]["id"])
+    except (KeyError, IndexError, TypeError):
+        raise BackendError(f"{client.base_url}/models lists no model; pass model= (the --served-model-name)") from None
+
+
+class OpenAICompatibleBackend:
+    """What every /chat/completions endpoint shares: transport, model discovery, error mapping,
+    latency. A provider subclass picks its ``dialect`` (how constraints travel, see
+    ``_openai_format``) and overrides ``_sample`` when its endpoint needs ``n`` handled its own way."""
+
+    provider: str = "openai"
+    dialect: ClassVar[Dialect] = "openai"
+    #: the ConfigError for ``model=""``: what the user should pass instead differs per provider
+    empty_model_message: ClassVar[str] = "--model is empty; pass the endpoint's model name"
+    #: json_schema's strict flag (OpenAI's strict mode requires every property to be required)
+    strict: bool = True
+
+    def __init__(
+        self,
+        base_url: str = LOCAL_URL,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 5.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 256,
+    ) -> None:
+        """``model`` is the served model name; when omitted it is asked from the server (GET /models),
+        which also fails fast, naming the URL, when nothing is listening there."""
+        self._client = ChatClient(
+            base_url,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            retry=retry,
+            max_connections=max_connections,
+        )
+        self.base_url = self._client.base_url
+        if model is not None and not model.strip():
+            raise ConfigError(self.empty_model_message)
+        self.model = model or served_model(self._client)
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        start = time.perf_counter()
+        generation = await self._sample(request)
+        generation.latency_s = time.perf_counter() - start
+        generation.model = generation.model or self.model
+        return generation
+
+    async def _sample(self, request: GenerationRequest) -> Generation:
+        """All ``request.n`` samples; by default one call carrying ``n``."""
+        return await self._call(request, request.n)
+
+    async def _call(self, request: GenerationRequest, n: int) -> Generation:
+        """One POST /chat/completions asking for ``n`` choices."""
+        body = chat_body(request, self.model, self.dialect, n=n, strict=self.strict)
+        url = f"{self.base_url}/chat/completions"
+
+        def errors(status: int, text: str) -> AgentkitError:
+            return error_for_status(status, text, url=url, model=self.model, constraint=request.constraint)
+
+        payload = await self._client.post_json("/chat/completions", body, errors)
+        return parse_reply(payload, url=url, expected=n)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class OpenAIBackend(OpenAICompatibleBackend):
     provider = "openai"
+    dialect = "openai"
 
     def __init__(
         self,
@@ -42,44 +125,22 @@ class OpenAIBackend:
         return one choice whatever ``n`` says (llama.cpp's server): the backend then sends one call per
         sample, concurrently, with seeds seed, seed+1, ... ``strict`` sets json_schema's strict flag
         (OpenAI's strict mode requires every property to be required)."""
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self._client = ChatClient(
+        self.supports_n = supports_n
+        self.strict = strict
+        super().__init__(
             base_url,
-            api_key=key,
+            model=model,
+            api_key=api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"),
             timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s,
             retry=retry,
             max_connections=max_connections,
         )
-        self.base_url = self._client.base_url
-        self.supports_n = supports_n
-        self.strict = strict
-        if model is not None and not model.strip():
-            raise ConfigError("--model is empty; pass the endpoint's model name")
-        self.model = model or served_model(self._client)
 
-    async def generate(self, request: GenerationRequest) -> Generation:
-        start = time.perf_counter()
+    async def _sample(self, request: GenerationRequest) -> Generation:
         if self.supports_n or request.n == 1:
-            generation = await self._call(request, request.n)
-        else:
-            generation = _merge(await asyncio.gather(*(self._call(_nth(request, i), 1) for i in range(request.n))))
-        generation.latency_s = time.perf_counter() - start
-        generation.model = generation.model or self.model
-        return generation
-
-    async def _call(self, request: GenerationRequest, n: int) -> Generation:
-        body = chat_body(request, self.model, "openai", n=n, strict=self.strict)
-        url = f"{self.base_url}/chat/completions"
-
-        def errors(status: int, text: str) -> AgentkitError:
-            return error_for_status(status, text, url=url, model=self.model, constraint=request.constraint)
-
-        payload = await self._client.post_json("/chat/completions", body, errors)
-        return parse_reply(payload, url=url, expected=n)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+            return await self._call(request, request.n)
+        return _merge(await asyncio.gather(*(self._call(_nth(request, i), 1) for i in range(request.n))))
 
 
 def _nth(request: GenerationRequest, i: int) -> GenerationRequest:

@@ -1,23 +1,15 @@
 """Per-example results in, one ``Summary`` out: the numbers ``agentkit eval`` reports.
 
 The metric set is the cascade survey's (cost per successful task, schema validity, p50/p95 latency,
-energy per request) plus accuracy with a bootstrap CI, balanced accuracy for judging, and LINC's
-prover success rate.
+energy per request) plus accuracy with a bootstrap CI and balanced accuracy for judging. Figures only
+one pattern has (LINC's prover success rate, the cascade's tiers) come from that pattern's own
+``summarize`` hook and sit under ``Summary.pattern_metrics``: the harness names no pattern.
 
 Units and conventions (also stated in ``Summary.cost_unit`` so a summary.json is self-describing):
 
-- **Cost is relative, not dollars.** The default ``Prices`` charge each model its size in billions
-  of parameters per 1k tokens (SmolLM2-135M: 0.135, 360M: 0.36, 1.7B: 1.7, an 8B model: 8, unknown:
-  1.0), for input and output alike; cached input tokens are charged as input (conservative). That
-  makes patterns comparable by compute without pretending to know anyone's bill; pass real prices
-  to get money.
+- **Cost is relative, not dollars**, and **energy** is an estimate: see ``agentkit.pricing``.
 - **cost_per_success** is total cost / number of correct examples, and ``None`` when nothing is
   correct (JSON has no infinity, and "undefined" is the honest value).
-- **Energy** is an order-of-magnitude estimate: joules per processed token (input + output) per
-  model. The default is 0.05 J/token per billion parameters, anchored on the ~3-4 J/token measured
-  for LLaMA-65B inference on A100/V100 GPUs (Samsi et al., "From Words to Watts", 2023) and scaled
-  linearly with size; unknown models get 0.05 J/token (1B). Measure your hardware and pass
-  ``EnergyTable`` for anything better.
 - **Errors count as wrong** in accuracy (an example that crashed did not succeed); latency
   percentiles include errored examples (their time was spent).
 """
@@ -27,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
@@ -37,6 +28,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.errors import ConfigError
+from agentkit.pricing import (
+    COST_UNIT,
+    EnergyTable,
+    ModelUsage,
+    Prices,
+    Usage,
+    example_cost,
+    example_energy,
+)
+from agentkit.vocab import error_at
 
 __all__ = [
     "COST_UNIT",
@@ -55,36 +56,12 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-COST_UNIT = "relative: price per 1k tokens = model size in billions of parameters (not dollars)"
-
 
 class ResultsError(ConfigError):
     """A results.jsonl line (other than a crash-truncated last line) cannot be read."""
 
 
 # --------------------------------------------------------------------------- records
-
-
-class ModelUsage(BaseModel):
-    """Tokens one model spent; cost and energy differ per model, so totals alone are not enough.
-
-    ``from_attributes`` lets the runner pass the backends' own ``Usage`` objects straight in.
-    """
-
-    model_config = ConfigDict(from_attributes=True)
-
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
-    cached_tokens: int = Field(default=0, ge=0)
-
-
-class Usage(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
-    cached_tokens: int = Field(default=0, ge=0)
-    by_model: dict[str, ModelUsage] = Field(default_factory=dict)
 
 
 class ExampleResult(BaseModel):
@@ -113,83 +90,6 @@ class ExampleResult(BaseModel):
         return self.error is not None or self.error_type is not None
 
 
-# --------------------------------------------------------------------------- model tables
-
-
-def _size_key_pattern(key: str) -> re.Pattern[str]:
-    # "8b" must match "Qwen3-8B" but not "1.8b" or "18b": no digit or dot right before the key,
-    # no letter/digit right after it.
-    return re.compile(rf"(?<![0-9.]){re.escape(key.lower())}(?![a-z0-9])")
-
-
-def _lookup(table: Mapping[str, Any], model: str, default: Any) -> Any:
-    """Longest matching key wins, so a specific entry ("smollm2-1.7b") beats a generic one ("1.7b")."""
-    name = model.lower()
-    hits = [key for key in table if _size_key_pattern(key).search(name)]
-    return table[max(hits, key=len)] if hits else default
-
-
-def _default_prices() -> dict[str, tuple[float, float]]:
-    return {"135m": (0.135, 0.135), "360m": (0.36, 0.36), "1.7b": (1.7, 1.7), "8b": (8.0, 8.0)}
-
-
-class Prices(BaseModel):
-    """Price per 1k tokens (input, output), keyed by case-insensitive model-name substrings."""
-
-    per_model: dict[str, tuple[float, float]] = Field(default_factory=_default_prices)
-    default: tuple[float, float] = (1.0, 1.0)
-    unit: str = COST_UNIT
-
-    def price_for(self, model: str) -> tuple[float, float]:
-        return _lookup(self.per_model, model, self.default)
-
-
-_J_PER_TOKEN_PER_B = 0.05
-
-
-def _default_energy() -> dict[str, float]:
-    return {k: round(v * _J_PER_TOKEN_PER_B, 6) for k, v in {"135m": 0.135, "360m": 0.36, "1.7b": 1.7,
-                                                               "8b": 8.0}.items()}
-
-
-class EnergyTable(BaseModel):
-    """Joules per processed token, keyed like ``Prices``; defaults are the estimate in the module doc."""
-
-    per_model: dict[str, float] = Field(default_factory=_default_energy)
-    default: float = _J_PER_TOKEN_PER_B
-
-    def joules_per_token(self, model: str) -> float:
-        return _lookup(self.per_model, model, self.default)
-
-
-def _per_model_tokens(usage: Usage) -> list[tuple[str | None, int, int]]:
-    """Split an example's tokens by model; tokens not attributed to any model are priced at the default."""
-    parts: list[tuple[str | None, int, int]] = [
-        (name, u.input_tokens, u.output_tokens) for name, u in usage.by_model.items()
-    ]
-    rest_in = usage.input_tokens - sum(u.input_tokens for u in usage.by_model.values())
-    rest_out = usage.output_tokens - sum(u.output_tokens for u in usage.by_model.values())
-    if rest_in > 0 or rest_out > 0:
-        parts.append((None, max(rest_in, 0), max(rest_out, 0)))
-    return parts
-
-
-def example_cost(usage: Usage, prices: Prices) -> float:
-    total = 0.0
-    for model, tokens_in, tokens_out in _per_model_tokens(usage):
-        price_in, price_out = prices.default if model is None else prices.price_for(model)
-        total += tokens_in / 1000.0 * price_in + tokens_out / 1000.0 * price_out
-    return total
-
-
-def example_energy(usage: Usage, energy: EnergyTable) -> float:
-    total = 0.0
-    for model, tokens_in, tokens_out in _per_model_tokens(usage):
-        rate = energy.default if model is None else energy.joules_per_token(model)
-        total += (tokens_in + tokens_out) * rate
-    return total
-
-
 # --------------------------------------------------------------------------- summary
 
 
@@ -206,7 +106,6 @@ class Summary(BaseModel):
     errors: int
     errors_by_type: dict[str, int] = Field(default_factory=dict)
     schema_validity: float | None = None
-    prover_success_rate: float | None = None
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     input_tokens: int = 0
@@ -218,6 +117,8 @@ class Summary(BaseModel):
     cost_unit: str = COST_UNIT
     energy_j: float = 0.0
     energy_per_example_j: float | None = None
+    pattern_metrics: dict[str, Any] = Field(
+        default_factory=dict, description="the pattern's own figures, from its summarize hook (agentkit.pattern)")
 
 
 def _bootstrap_ci(successes: int, n: int, *, resamples: int, seed: int) -> tuple[float, float]:
@@ -274,12 +175,6 @@ def summarize(
     correct = sum(r.succeeded for r in items)
     error_types = Counter((r.error_type or "unknown") for r in items if r.failed_with_error)
     schema_known = [1.0 if r.schema_valid else 0.0 for r in items if r.schema_valid is not None]
-    prover = [
-        float(r.extra["prover_success_rate"])
-        for r in items
-        if isinstance(r.extra.get("prover_success_rate"), (int, float))
-        and not isinstance(r.extra.get("prover_success_rate"), bool)
-    ]
     latencies = np.array([r.latency_s for r in items], dtype=float)
     cost = sum(example_cost(r.usage, prices) for r in items)
     energy_j = sum(example_energy(r.usage, energy) for r in items)
@@ -293,7 +188,6 @@ def summarize(
         errors=sum(error_types.values()),
         errors_by_type=dict(sorted(error_types.items())),
         schema_validity=_mean_or_none(schema_known),
-        prover_success_rate=_mean_or_none(prover),
         latency_p50_s=p50,
         latency_p95_s=p95,
         input_tokens=sum(r.usage.input_tokens for r in items),
@@ -334,7 +228,7 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, ExampleResult]:
             if is_partial_tail:
                 _LOG.warning("%s:%d: skipping truncated last line (interrupted write)", path, line_no)
                 continue
-            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.errors()[0]["msg"]
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else error_at(exc)[1]
             raise ResultsError(
                 f"{path}:{line_no}: unreadable result ({detail}); delete that line and rerun with "
                 "--resume to recompute the example"

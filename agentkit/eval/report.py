@@ -8,6 +8,7 @@ a display nor changes the process-wide pyplot backend.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentkit.errors import ConfigError
 from agentkit.eval.metrics import COST_UNIT, Summary
+from agentkit.vocab import first_error
 
 __all__ = ["ReportFiles", "compare", "load_summary", "plot_summaries", "render_markdown", "write_report"]
 
@@ -74,7 +76,6 @@ _ROWS: list[tuple[str, Callable[[Summary], str]]] = [
     ("balanced accuracy", lambda s: _pct(s.balanced_accuracy)),
     ("errors", _errors),
     ("schema validity", lambda s: _pct(s.schema_validity)),
-    ("prover success rate", lambda s: _pct(s.prover_success_rate)),
     ("latency p50 (s)", lambda s: _num(s.latency_p50_s, 2)),
     ("latency p95 (s)", lambda s: _num(s.latency_p95_s, 2)),
     ("input tokens", lambda s: str(s.input_tokens)),
@@ -85,6 +86,23 @@ _ROWS: list[tuple[str, Callable[[Summary], str]]] = [
     ("energy (J)", lambda s: _num(s.energy_j, 2)),
     ("energy per example (J)", lambda s: _num(s.energy_per_example_j, 4)),
 ]
+
+def _metric(value: object, key: str) -> str:
+    """A pattern's own figure, shown as it is named: rates as percentages, numbers rounded, the rest as JSON."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return _pct(float(value)) if key.endswith(("_rate", "_share")) else _num(value, 3)
+
+
+def _rows(summaries: Sequence[Summary]) -> list[tuple[str, Callable[[Summary], str]]]:
+    """The fixed rows, then one per ``pattern_metrics`` key any of the summaries has (the pattern's hook)."""
+    keys = sorted({k for s in summaries for k in s.pattern_metrics})
+    extra = [(f"{k.replace('_', ' ')} (pattern)",
+              (lambda s, k=k: _metric(s.pattern_metrics.get(k), k))) for k in keys]
+    return [*_ROWS, *extra]
+
 
 _COMPARE_COLUMNS: list[tuple[str, Callable[[Summary], str]]] = [
     ("n", lambda s: str(s.n)),
@@ -127,7 +145,7 @@ def render_markdown(summary: Summary, *, name: str | None = None,
     """The report.md text: one run's metrics, then the run against its baselines when given."""
     title = name or _run_name(summary)
     parts = [f"# agentkit eval: {title}" + (f" on {summary.dataset}" if summary.dataset else ""), ""]
-    parts.append(_table(["metric", "value"], [[label, fmt(summary)] for label, fmt in _ROWS]))
+    parts.append(_table(["metric", "value"], [[label, fmt(summary)] for label, fmt in _rows([summary])]))
     if baselines:
         runs = {title: summary, **baselines}
         parts += ["", "## Pattern vs baselines", ""]
@@ -221,7 +239,7 @@ def load_summary(path: str | os.PathLike[str]) -> Summary:
     try:
         return Summary.model_validate_json(file.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        raise ConfigError(f"{file}: not a valid summary ({exc.errors()[0]['msg']}); rerun the evaluation") from None
+        raise ConfigError(f"{file}: not a valid summary ({first_error(exc)}); rerun the evaluation") from None
 
 
 def compare(dirs: Sequence[str | os.PathLike[str]]) -> str:
@@ -236,5 +254,5 @@ def compare(dirs: Sequence[str | os.PathLike[str]]) -> str:
         while label in names:  # two runs of one pattern: keep columns distinguishable
             label = f"{label} [{len(names) + 1}]"
         names.append(label)
-    table = _table(["metric", *names], [[label, *(fmt(s) for s in summaries)] for label, fmt in _ROWS])
+    table = _table(["metric", *names], [[label, *(fmt(s) for s in summaries)] for label, fmt in _rows(summaries)])
     return "\n".join([table, "", _unit_note(summaries), ""])

@@ -1,14 +1,12 @@
 """Run a pattern over a dataset: concurrent, resumable, crash-safe, honest about what failed.
 
-A pattern module (``agentkit.graphs.PATTERNS``) plugs in through two functions, plus one optional:
+A pattern (``agentkit.pattern.Pattern``, by name from ``agentkit.graphs``) plugs in through its
+eval adapter: ``input_from`` turns a dataset row into its input, ``prediction`` reads the answer
+graded by ``agentkit.eval.scoring``, ``extras`` are stored with each example, and ``summarize`` fills
+the summary's ``pattern_metrics``. The harness names no pattern.
 
-- ``input_from(example) -> <input model>``: how a dataset row becomes the pattern's input;
-- ``prediction(output) -> str | None``: the final answer, graded by ``agentkit.eval.scoring``;
-- ``eval_extra(output) -> dict`` (optional): stored with the example, e.g. MC-CoT's agreement or
-  LINC's ``prover_success_rate`` (which the summary averages).
-
-When the pattern's builder has an ``answer_kind`` knob that accepts the dataset's kind, or a
-``labels`` knob, the harness sets them from the dataset (the caller's knobs win).
+When the pattern has an ``answer_kind`` knob that accepts the dataset's kind, or a ``labels`` knob,
+the harness sets them from the dataset (the caller's knobs win).
 
 Every selected example ends in one of three ways:
 
@@ -28,15 +26,12 @@ resume that does not match it is refused, so two different runs can never be mix
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import json
 import logging
 import os
 import tempfile
 import time
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,14 +42,15 @@ from pydantic import BaseModel, Field, ValidationError
 from agentkit import stats
 from agentkit.backends.base import Backend
 from agentkit.errors import BackendUnavailable, ConfigError, SchemaViolation, TransientBackendError
+from agentkit.eval._dataset_select import EvalDataset, select_dataset
 from agentkit.eval._progress import EvalProgress
 from agentkit.eval._resultlog import RESULTS_FILE, ResultLog
-from agentkit.eval.datasets import Example, label_set, load_dataset
-from agentkit.eval.datasets import answer_kind as dataset_answer_kind
+from agentkit.eval.datasets import Example
 from agentkit.eval.metrics import ExampleResult, ModelUsage, Prices, Summary, Usage, summarize
 from agentkit.eval.report import write_report
 from agentkit.eval.scoring import grade
-from agentkit.verifiers.answer import AnswerKind
+from agentkit.pattern import Pattern
+from agentkit.vocab import first_error
 
 __all__ = [
     "MANIFEST_FILE",
@@ -72,44 +68,6 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 MANIFEST_FILE = "run.json"
-_ANSWER_KINDS: tuple[str, ...] = typing.get_args(AnswerKind)
-
-
-# --------------------------------------------------------------------------- what to run on
-
-
-class EvalDataset(BaseModel):
-    """The examples of one run and how to grade them."""
-
-    name: str = Field(description="a named set, or the resolved path of a file")
-    examples: list[Example]
-    answer_kind: AnswerKind
-    labels: list[str] | None = None
-    field_map: dict[str, str] | None = None
-    sha256: str | None = Field(None, description="of a custom file, so --resume notices an edited file")
-
-
-def select_dataset(
-    name_or_path: str | os.PathLike[str],
-    *,
-    limit: int | None = None,
-    answer_kind: AnswerKind | None = None,
-    field_map: Mapping[str, str] | None = None,
-) -> EvalDataset:
-    """A named set (its answer kind and labels known) or a JSONL/JSON file (kind defaults to text)."""
-    if answer_kind is not None and answer_kind not in _ANSWER_KINDS:
-        raise ConfigError(f"unknown answer kind {answer_kind!r}; use one of {', '.join(_ANSWER_KINDS)}")
-    key = os.fspath(name_or_path)
-    examples = load_dataset(key, limit=limit, field_map=field_map)
-    try:
-        kind, labels = dataset_answer_kind(key), label_set(key)
-    except ConfigError:  # a file: not one of the named sets
-        path = Path(key).resolve()
-        return EvalDataset(name=str(path), examples=examples, answer_kind=answer_kind or "text",
-                           field_map=dict(field_map) if field_map else None,
-                           sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    return EvalDataset(name=key.lower(), examples=examples, answer_kind=answer_kind or kind,
-                       labels=sorted(labels) if labels else None)
 
 
 # --------------------------------------------------------------------------- the run manifest
@@ -176,7 +134,9 @@ def check_out_dir(out_dir: str | os.PathLike[str], identity: Mapping[str, Any], 
                           "checked against this one; choose another --out")
     try:
         old = RunManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        raise ConfigError(f"--resume: {manifest_path} is unreadable ({first_error(exc)}); choose another --out") from None
+    except ValueError as exc:
         raise ConfigError(f"--resume: {manifest_path} is unreadable ({exc}); choose another --out") from None
     given = _jsonable(dict(identity))
     stored = _jsonable(old.model_dump())
@@ -196,57 +156,24 @@ def _write_manifest(out: Path, manifest: RunManifest) -> None:
 # --------------------------------------------------------------------------- the pattern's side
 
 
-@dataclass(frozen=True)
-class _Pattern:
-    name: str
-    build: Callable[..., Any]
-    input_from: Callable[[Example], Any]
-    prediction: Callable[[Any], str | None]
-    extra: Callable[[Any], Mapping[str, Any]] | None
-
-
-def _load_pattern(name: str) -> _Pattern:
+def _load_pattern(name: str | Pattern) -> Pattern:
     from agentkit.graphs import get_pattern
 
-    spec = get_pattern(name)
-    module = spec.load()
-    missing = [f for f in ("input_from", "prediction") if not callable(getattr(module, f, None))]
-    if missing:
-        raise ConfigError(f"pattern {name!r} cannot be evaluated: {spec.module} does not define "
-                          f"{' and '.join(missing)}; add input_from(example) and prediction(output) to it")
-    return _Pattern(name, getattr(module, spec.builder), module.input_from, module.prediction,
-                    getattr(module, "eval_extra", None))
+    pattern = name if isinstance(name, Pattern) else get_pattern(name)
+    if not pattern.evaluable:
+        raise ConfigError(f"pattern {pattern.name!r} cannot be evaluated: it has no input_from/prediction; "
+                          "give its Pattern(input_from=..., prediction=...)")
+    return pattern
 
 
-def _knob_types(build: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(build)
-    except Exception:  # an annotation that does not resolve: no automatic knobs, nothing worse
-        return {}
-
-
-def dataset_knobs(build: Callable[..., Any], data: EvalDataset) -> dict[str, Any]:
-    """``answer_kind``/``labels`` for builders that take them (see the module docstring)."""
-    params = inspect.signature(build).parameters
+def dataset_knobs(pattern: Pattern, data: EvalDataset) -> dict[str, Any]:
+    """``answer_kind``/``labels`` for patterns whose knobs take the dataset's (see the module docstring)."""
     knobs: dict[str, Any] = {}
-    if "answer_kind" in params:
-        hint = _knob_types(build).get("answer_kind")
-        accepted = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
-        if data.answer_kind in accepted:
-            knobs["answer_kind"] = data.answer_kind
-    if "labels" in params and data.labels:
+    if pattern.accepts("answer_kind", data.answer_kind):
+        knobs["answer_kind"] = data.answer_kind
+    if data.labels and pattern.accepts("labels", list(data.labels)):
         knobs["labels"] = list(data.labels)
     return knobs
-
-
-def _check_knobs(pattern: str, build: Callable[..., Any], knobs: Mapping[str, Any]) -> None:
-    params = inspect.signature(build).parameters
-    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    accepted = [p for p in list(params)[1:] if params[p].kind in named]
-    unknown = sorted(set(knobs) - set(accepted))
-    if unknown:
-        raise ConfigError(f"pattern {pattern!r} has no knob {', '.join(map(repr, unknown))}; "
-                          f"knobs: {', '.join(sorted(accepted))}")
 
 
 # --------------------------------------------------------------------------- running
@@ -290,7 +217,7 @@ def _usage(run: stats.RunStats) -> Usage:
 
 
 class _Run:
-    def __init__(self, pattern: _Pattern, graph: Any, data: EvalDataset, log: ResultLog,
+    def __init__(self, pattern: Pattern, graph: Any, data: EvalDataset, log: ResultLog,
                  progress: EvalProgress, concurrency: int, max_consecutive_failures: int) -> None:
         self.pattern, self.graph, self.data, self.log, self.progress = pattern, graph, data, log, progress
         self.concurrency = concurrency
@@ -345,10 +272,11 @@ class _Run:
         error: Exception | None = None
         with stats.collect() as run:
             try:
+                assert self.pattern.input_from is not None and self.pattern.prediction is not None
                 output = await self.graph.ainvoke(self.pattern.input_from(example))
                 prediction = self.pattern.prediction(output)
-                if self.pattern.extra is not None:
-                    extra = self.pattern.extra(output)
+                if self.pattern.extras is not None:
+                    extra = self.pattern.extras(output)
             except BackendUnavailable as exc:
                 return _Lost(example.id, _describe(exc), dead=True)
             except (TransientBackendError, ConnectionError) as exc:
@@ -386,9 +314,12 @@ class _Run:
             _LOG.debug("traceback of example %s", example_id, exc_info=exc)
 
 
-def _summary(pattern: str, data: EvalDataset, results: Mapping[str, ExampleResult], prices: Prices | None) -> Summary:
+def _summary(pattern: Pattern, data: EvalDataset, results: Mapping[str, ExampleResult],
+             prices: Prices | None) -> Summary:
     summary = summarize(results, prices, classes=data.labels if data.labels and len(data.labels) > 2 else None)
-    return summary.model_copy(update={"pattern": pattern, "dataset": _summary_name(data)})
+    own = dict(pattern.summarize(list(results.values()))) if pattern.summarize is not None else {}
+    return summary.model_copy(update={"pattern": pattern.name, "dataset": _summary_name(data),
+                                      "pattern_metrics": _jsonable(own)})
 
 
 def _summary_name(data: EvalDataset) -> str:
@@ -397,7 +328,7 @@ def _summary_name(data: EvalDataset) -> str:
 
 
 async def aevaluate(
-    pattern: str,
+    pattern: str | Pattern,
     data: EvalDataset,
     backend: Backend,
     out_dir: str | os.PathLike[str],
@@ -420,35 +351,32 @@ async def aevaluate(
     if max_consecutive_failures < 1:
         raise ConfigError(f"max_consecutive_failures must be >= 1, got {max_consecutive_failures}")
     target = _load_pattern(pattern)
-    effective = {**dataset_knobs(target.build, data), **(knobs or {})}
-    _check_knobs(pattern, target.build, effective)
+    name = target.name
+    effective = target.check_knobs({**dataset_knobs(target, data), **(knobs or {})})
     out = Path(out_dir)
     manifest = RunManifest(
-        pattern=pattern, dataset=data.name, answer_kind=data.answer_kind, labels=data.labels, knobs=effective,
+        pattern=name, dataset=data.name, answer_kind=data.answer_kind, labels=data.labels, knobs=effective,
         provider=str(getattr(backend, "provider", type(backend).__name__)), model=str(getattr(backend, "model", "")),
         field_map=data.field_map, dataset_sha256=data.sha256, examples=len(data.examples),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     check_out_dir(out, manifest.model_dump(include=set(_IDENTITY)), resume=resume)
-    try:
-        graph = target.build(backend, **effective).compile()
-    except TypeError as exc:
-        raise ConfigError(f"pattern {pattern!r}: bad knobs ({exc})") from None
+    graph = target.build(backend, **effective).compile()
     log = ResultLog(out)
     _write_manifest(out, manifest)
     done = log.finished
     todo = [e for e in data.examples
             if e.id not in done or (retry_errors and done[e.id].failed_with_error)]
-    _LOG.info("%s on %s: %d examples, %d already finished, %d to run", pattern, data.name,
+    _LOG.info("%s on %s: %d examples, %d already finished, %d to run", name, data.name,
               len(data.examples), len(data.examples) - len(todo), len(todo))
-    bar = EvalProgress(len(todo), f"{pattern} · {_summary_name(data)}", enabled=progress and bool(todo))
+    bar = EvalProgress(len(todo), f"{name} · {_summary_name(data)}", enabled=progress and bool(todo))
     with log, bar:
         run = _Run(target, graph, data, log, bar, concurrency, max_consecutive_failures)
         await run.run(todo)
-    summary = _summary(pattern, data, log.finished, prices)
-    write_report(out, summary, name=pattern)
+    summary = _summary(target, data, log.finished, prices)
+    write_report(out, summary, name=name)
     return EvalOutcome(
-        out_dir=out, pattern=pattern, dataset=data.name, selected=len(data.examples),
+        out_dir=out, pattern=name, dataset=data.name, selected=len(data.examples),
         skipped=len(data.examples) - len(todo), finished=len(run.written),
         lost=[e.id for e in todo if e.id not in run.written], stopped=run.stopped, summary=summary,
     )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from agentkit import Agent, Sampling
 from agentkit.errors import BackendUnavailable, ConfigError
 from agentkit.eval import Example, Prices
-from agentkit.graphs import PATTERNS, cascade, mccot
+from agentkit.graphs import cascade, get_pattern, mccot
 from agentkit.graphs.cascade import Tier
 from agentkit.verifiers import verifier
 from agentkit.verifiers.base import Verdict
@@ -193,9 +193,8 @@ def test_build_errors_name_the_problem(replay) -> None:
 
 
 def test_registered_for_the_cli_and_eval() -> None:
-    spec = PATTERNS["cascade"]
-    module = spec.load()
-    assert module is cascade and getattr(module, spec.input_type) is mccot.Question and spec.samples_knob == "k"
+    spec = get_pattern("cascade")
+    assert spec is cascade.PATTERN and spec.input_type is mccot.Question and spec.samples_knob == "k"
     example = Example(id="g1", fields={"question": QUESTION}, label="12")
     assert cascade.input_from(example) == mccot.Question(question=QUESTION)
 
@@ -224,7 +223,7 @@ def test_cli_knobs_include_the_cascade_settings() -> None:
     from agentkit.cli import app
 
     r = CliRunner().invoke(app, ["run", "cascade", "--question", "hi", "-o", "treshold=0.5"])
-    assert r.exit_code == 2 and "not a knob of this pattern" in r.output
+    assert r.exit_code == 2 and "'treshold' is not a knob of cascade" in r.output
     for knob in ("threshold", "large_base_url", "large_model", "large_k"):
         assert knob in r.output
 

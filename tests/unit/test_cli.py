@@ -60,7 +60,7 @@ def test_samples_must_be_positive(bad: str) -> None:
 def test_unknown_pattern_option_lists_the_knobs() -> None:
     r = run("run", "mccot", "--question", "hi", "-o", "temprature=0.5")
     assert r.exit_code == 2
-    assert "--option 'temprature' is not a knob of this pattern; knobs:" in r.output
+    assert "--option 'temprature' is not a knob of mccot; knobs:" in r.output
     assert "temperature" in r.output
 
 
@@ -68,3 +68,28 @@ def test_malformed_pattern_option() -> None:
     r = run("run", "mccot", "--question", "hi", "-o", "k")
     assert r.exit_code == 2
     assert "is not KEY=VALUE" in r.output
+
+
+@pytest.mark.parametrize(("command", "knob", "says"), [
+    (["run", "mccot", "--question", "hi"], "k=abc", "knob 'k' = \"abc\" is not valid"),
+    (["run", "mccot", "--question", "hi"], "max_tokens=-5", "knob 'max_tokens' = -5 is not valid"),
+    (["run", "maj", "--input", '{"question": "q", "candidate": "c"}'], "judges=3", "knob 'judges' = 3 is not valid"),
+    (["eval", "mccot", "--dataset", "gsm8k", "--out", "unused"], "k=0", "knob 'k' = 0 is not valid"),
+])
+def test_bad_knob_values_exit_2_with_one_line_naming_knob_value_and_type(command, knob, says, tmp_path) -> None:
+    """Checked against build's annotations before any model loads (the llamacpp default is never made)."""
+    r = run(*command, "-o", knob)
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert says in line and "expected" in line
+
+
+def test_the_help_lists_every_registered_pattern_and_backend() -> None:
+    from agentkit.backends import backend_kinds
+    from agentkit.graphs import pattern_names
+
+    r = run("run", "--help")
+    flat = " ".join(r.output.split())
+    assert all(name in flat for name in pattern_names()) and "direct" in flat and "cot" in flat
+    assert all(kind in flat for kind in backend_kinds())

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from agentkit.errors import ConfigError
-from agentkit.eval import DATASET_NAMES, DatasetError, Example, dev_test_split, label_set, load_dataset
+from agentkit.eval import (
+    DATASET_NAMES,
+    DatasetError,
+    Example,
+    dataset_names,
+    dev_test_split,
+    label_set,
+    load_dataset,
+)
 
 TFU = {"True", "False", "Uncertain"}
 
@@ -37,6 +45,7 @@ def _load(name: str) -> list[Example]:
 
 def test_every_named_dataset_is_covered() -> None:
     assert set(DATASET_NAMES) == set(EXPECTED)
+    assert dataset_names()[: len(DATASET_NAMES)] == DATASET_NAMES  # the built-ins first, in their order
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -61,7 +61,7 @@ def test_summary_on_hand_made_results(five: list[ExampleResult]) -> None:
     # energy: 0.05 J/token per B params; e1 1500 * 0.00675, e2 3000 * 0.4, e3 500 * 0.05 (default)
     assert s.energy_j == pytest.approx(1500 * 0.00675 + 3000 * 0.4 + 500 * 0.05)
     assert s.energy_per_example_j == pytest.approx(s.energy_j / 5)
-    assert s.prover_success_rate is None
+    assert s.pattern_metrics == {}  # the harness adds no pattern's figures of its own
     assert s.balanced_accuracy is None  # one label class only
     lo, hi = s.accuracy_ci95
     assert 0.0 <= lo <= 0.4 <= hi <= 1.0 and lo < hi
@@ -72,7 +72,7 @@ def test_summary_json_has_the_cli_contract_fields(five: list[ExampleResult]) -> 
     data = json.loads(summarize(five).model_dump_json())
     for key in ("n", "accuracy", "errors", "schema_validity", "latency_p50_s", "latency_p95_s",
                 "input_tokens", "output_tokens", "cost_per_success", "accuracy_ci95", "errors_by_type",
-                "balanced_accuracy", "prover_success_rate", "calls_per_example", "cost", "energy_j"):
+                "balanced_accuracy", "pattern_metrics", "calls_per_example", "cost", "energy_j"):
         assert key in data
 
 
@@ -110,9 +110,12 @@ def test_balanced_accuracy_multiclass_only_when_asked() -> None:
         (1 + 0 + 0.5) / 3)
 
 
-def test_prover_success_rate_is_a_mean_over_reporting_examples() -> None:
+def test_linc_prover_success_rate_is_a_mean_over_reporting_examples() -> None:
+    from agentkit.graphs import linc
+
     results = [_r(1, extra={"prover_success_rate": 1.0}), _r(2, extra={"prover_success_rate": 0.5}), _r(3)]
-    assert summarize(results).prover_success_rate == pytest.approx(0.75)
+    assert linc.summarize(results)["prover_success_rate"] == pytest.approx(0.75)
+    assert linc.summarize([_r(4)]) == {"prover_success_rate": None}
 
 
 def test_zero_correct_and_empty() -> None:

@@ -14,7 +14,8 @@ from agentkit.eval.datasets import answer_kind
 from agentkit.eval.questions import JUDGE_QUESTION, OPTIONS_HINT, question_text
 from agentkit.eval.runner import dataset_knobs, evaluate, select_dataset
 from agentkit.eval.scoring import grade, is_letter_set
-from agentkit.graphs import PATTERNS, baselines, mccot
+from agentkit.graphs import baselines, mccot, patterns
+from agentkit.pattern import Pattern
 
 LETTERS = sorted("ABCDEFG")
 
@@ -81,24 +82,24 @@ def test_question_text_rejects_rows_it_cannot_read() -> None:
 
 
 def test_dataset_sets_the_knobs_a_builder_takes() -> None:
-    assert dataset_knobs(mccot.build, select_dataset("gsm8k", limit=1)) == {"answer_kind": "number"}
-    assert dataset_knobs(mccot.build, select_dataset("math500", limit=1)) == {"answer_kind": "latex"}
-    assert dataset_knobs(baselines.build_direct, select_dataset("folio", limit=1)) == {
+    assert dataset_knobs(mccot.PATTERN, select_dataset("gsm8k", limit=1)) == {"answer_kind": "number"}
+    assert dataset_knobs(mccot.PATTERN, select_dataset("math500", limit=1)) == {"answer_kind": "latex"}
+    assert dataset_knobs(baselines.DIRECT, select_dataset("folio", limit=1)) == {
         "answer_kind": "label", "labels": ["False", "True", "Uncertain"]}
 
     def no_kind(backend=None, *, k: int = 1):
         raise AssertionError
 
-    assert dataset_knobs(no_kind, select_dataset("gsm8k", limit=1)) == {}
+    toy = Pattern("toy", no_kind, mccot.Question)
+    assert dataset_knobs(toy, select_dataset("gsm8k", limit=1)) == {}
 
 
 def test_every_registered_pattern_can_be_evaluated() -> None:
     """The harness's contract with pattern modules: a builder, input_from and prediction."""
-    for name, spec in PATTERNS.items():
-        module = spec.load()
-        assert callable(getattr(module, spec.builder, None)), f"{spec.module} lacks {spec.builder}()"
+    for name, spec in patterns().items():
+        assert spec.name == name and callable(spec.build)
         for hook in ("input_from", "prediction"):
-            assert callable(getattr(module, hook, None)), f"pattern {name!r}: {spec.module} lacks {hook}()"
+            assert callable(getattr(spec, hook)), f"pattern {name!r} lacks {hook}"
 
 
 @pytest.mark.parametrize("name", ["folio", "prontoqa", "logicaldeduction", "gsm8k-judge"])

@@ -207,4 +207,6 @@ def test_tool_agent_as_a_graph_node_followed_by_a_verifier_gate(replay, spans: I
     assert isinstance(seen[0], Number) and not isinstance(seen[0], ToolAgentResult)
     names = [s.name for s in spans.get_finished_spans()]
     assert names.count("execute_tool calculator") >= 4  # 3 worked examples at build + 1 call in the episode
-    assert "invoke_agent calc" in names and "invoke_agent solve" in names and "execute_tool arithmetic" in names
+    assert "execute_tool arithmetic" in names
+    # the node's span is the ToolAgent's: no second invoke_agent for the agent inside the node
+    assert [n for n in names if n.startswith("invoke_agent ")] == ["invoke_agent solve"]

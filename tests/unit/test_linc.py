@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from agentkit.backends.base import Choice, Generation, GenerationRequest, Usage
 from agentkit.errors import InputError
 from agentkit.eval import Example, load_dataset
-from agentkit.graphs import PATTERNS, linc
+from agentkit.graphs import get_pattern, linc
 from agentkit.verifiers.fol import parse, to_str
 from tests.helpers import Recording
 
@@ -188,9 +188,9 @@ def test_undecided_prover_is_an_error_vote(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_registered_for_the_cli_and_eval() -> None:
-    spec = PATTERNS["linc"]
-    module = spec.load()
-    assert module is linc and getattr(module, spec.input_type) is linc.LogicProblem and spec.samples_knob == "k"
+    spec = get_pattern("linc")
+    assert spec is linc.PATTERN and spec.input_type is linc.LogicProblem and spec.samples_knob == "k"
+    assert spec.build is linc.build and spec.summarize is linc.summarize
 
 
 @pytest.mark.parametrize("dataset", ["folio", "proofwriter"])
@@ -271,6 +271,6 @@ def test_eval_summary_reports_the_prover_success_rate(replay, tmp_path, cassette
                                 "label": "False"}) + "\n", encoding="utf-8")
     outcome = evaluate("linc", select_dataset(rows), replay(cassette), tmp_path / "run", knobs=knobs)
     assert outcome.complete
-    assert outcome.summary.prover_success_rate == rate
+    assert outcome.summary.pattern_metrics == {"prover_success_rate": rate}
     (line,) = (tmp_path / "run" / "results.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(line)["extra"]["prover_success_rate"] == rate

@@ -16,7 +16,7 @@ from agentkit import Agent, Sampling
 from agentkit.backends import make_backend
 from agentkit.backends._chat_client import RetryPolicy, normalize_base_url
 from agentkit.backends.base import GenerationRequest, Message, OutputConstraint
-from agentkit.backends.openai_compat import OpenAIBackend
+from agentkit.backends.openai_compat import OpenAIBackend, OpenAICompatibleBackend
 from agentkit.backends.vllm_server import VLLMServerBackend
 from agentkit.cli import app
 from agentkit.errors import BackendError, BackendUnavailable, ConfigError, UnsupportedConstraint
@@ -206,6 +206,33 @@ def test_make_backend_kinds() -> None:
         make_backend("openai")
     with pytest.raises(ConfigError, match="--base-url is for the vllm and openai backends"):
         make_backend("llamacpp", base_url="http://x")
+
+
+def test_both_providers_share_one_compatible_backend_but_keep_their_own_messages() -> None:
+    assert issubclass(VLLMServerBackend, OpenAICompatibleBackend) and issubclass(OpenAIBackend, OpenAICompatibleBackend)
+    assert not issubclass(VLLMServerBackend, OpenAIBackend)  # no OPENAI_API_KEY, supports_n or strict on vLLM
+    with pytest.raises(ConfigError, match="^--model is empty; pass the server's served model name or leave it out$"):
+        VLLMServerBackend("http://127.0.0.1:9/v1", model=" ")
+    with pytest.raises(ConfigError, match="^--model is empty; pass the endpoint's model name$"):
+        OpenAIBackend("http://127.0.0.1:9/v1", model="")
+
+
+def test_only_the_openai_provider_reads_openai_api_key(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "from-env")
+    with FakeOpenAI() as fake:
+        asyncio.run(OpenAIBackend(fake.url, model="gpt").generate(ask()))
+        asyncio.run(VLLMServerBackend(fake.url, model="m").generate(ask()))
+        openai_post, vllm_post = fake.posts()
+    assert openai_post.headers.get("Authorization") == "Bearer from-env"
+    assert "authorization" not in {k.lower() for k in vllm_post.headers}
+
+
+def test_each_provider_sends_its_own_dialect_and_fills_in_latency_and_model() -> None:
+    grammar = OutputConstraint(kind="grammar", value='start: "a"')
+    with FakeOpenAI(model="", default=Reply(texts=["a"])) as fake:
+        gen = asyncio.run(VLLMServerBackend(fake.url, model="m").generate(ask().model_copy(update={"constraint": grammar})))
+        assert fake.posts()[0].body["structured_outputs"] == {"grammar": 'start: "a"'}
+    assert gen.model == "m" and gen.latency_s > 0
 
 
 def test_cli_run_against_a_dead_server_exits_1_naming_the_url() -> None:

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel
 
-from agentkit import END, START, Graph, tracing
+from agentkit import END, START, Graph, _tracing_setup, tracing
 from agentkit.backends.base import OutputConstraint
 from agentkit.decoding import GrammarCache
 from agentkit.errors import BackendError
@@ -218,11 +218,9 @@ def check_conventions(spans: Sequence[ReadableSpan], *, content: bool = False) -
 
 
 def run_case(case: PatternCase, backend: Any) -> Any:
-    spec = get_pattern(case.pattern)
-    module = spec.load()
-    build = getattr(module, getattr(spec, "builder", "build"))
-    inp = getattr(module, spec.input_type).model_validate(case.input)
-    return build(backend, **case.knobs).compile().invoke(inp)
+    pattern = get_pattern(case.pattern)
+    inp = pattern.input_type.model_validate(case.input)
+    return pattern.build(backend, **case.knobs).compile().invoke(inp)
 
 
 # ------------------------------------------------------------------------------- every pattern
@@ -239,9 +237,9 @@ def test_pattern_span_tree_and_attributes(case: PatternCase, replay, spans: InMe
 
 
 def test_every_registered_pattern_has_a_tracing_case() -> None:
-    from agentkit.graphs import PATTERNS
+    from agentkit.graphs import pattern_names
 
-    missing = set(PATTERNS) - {c.pattern for c in CASES}
+    missing = set(pattern_names()) - {c.pattern for c in CASES}
     assert not missing, f"no tracing case for {sorted(missing)}: add a PatternCase entry to CASES"
 
 
@@ -297,7 +295,7 @@ def test_content_is_recorded_when_opted_in_by_env(replay, spans: InMemorySpanExp
 
 
 def test_configure_flag_overrides_the_env(monkeypatch) -> None:
-    monkeypatch.setattr(tracing, "_setup", tracing._Setup())
+    monkeypatch.setattr(_tracing_setup, "_setup", _tracing_setup._Setup())
     monkeypatch.setenv(tracing.ENV_CAPTURE, "true")
     assert tracing.capture_content()
     assert tracing.configure(capture_content=False) is None, "no exporter asked for: nothing installed"

@@ -6,16 +6,27 @@ costs a second, not a model load. Caller mistakes exit 2 with one line; a backen
 mid-run exits 1 after keeping every finished example (rerun with --resume).
 """
 
-# No `from __future__ import annotations`: typer reads the option types at registration, and the
-# shared option types come from agentkit.cli inside register() (importing them at module level
-# would be circular, since agentkit.cli imports this module).
+from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from agentkit.errors import AgentkitError, ConfigError, InputError
+from agentkit.cli._common import (
+    BackendOpt,
+    BaseUrlOpt,
+    KnobsOpt,
+    ModelOpt,
+    SamplesOpt,
+    SeedOpt,
+    TraceFileOpt,
+    exit_codes,
+    fail,
+    pattern_knobs,
+)
+from agentkit.errors import ConfigError
+from agentkit.vocab import first_error
 
 BASELINES = ("direct", "cot")
 
@@ -24,7 +35,7 @@ def _baseline_dir(out: Path, name: str) -> Path:
     return out / f"baseline-{name}"
 
 
-def _field_map(items: list[str], fail: Any) -> dict[str, str] | None:
+def _field_map(items: list[str]) -> dict[str, str] | None:
     mapping: dict[str, str] = {}
     for item in items:
         ours, sep, theirs = item.partition("=")
@@ -46,9 +57,7 @@ def _prices(path: Path | None) -> Any:
     except OSError as exc:
         raise ConfigError(f"--prices {path}: cannot read it ({exc.strerror})") from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise ConfigError(f"--prices {path}: field {where!r}: {err['msg']}; expected e.g. "
+        raise ConfigError(f"{first_error(exc, f'--prices {path}: ')}; expected e.g. "
                           '{"per_model": {"135m": [0.135, 0.135]}, "default": [1.0, 1.0], "unit": "USD"}') from None
 
 
@@ -58,49 +67,47 @@ def _report_lost(outcome: Any) -> str:
             f"{outcome.skipped + outcome.finished} kept in {outcome.out_dir}; rerun with --resume to finish them")
 
 
-def register(app: typer.Typer) -> None:
-    from agentkit.cli import BackendOpt, BaseUrlOpt, ModelOpt, _fail, _parse_knobs
+def _dataset_help() -> str:
+    from agentkit.eval.datasets import dataset_names
 
-    @app.command("eval")
-    def eval_command(
-        targets: Annotated[list[str] | None, typer.Argument(
-            metavar="PATTERN | DIR...", help="the pattern to evaluate; with --compare, run directories")] = None,
-        dataset: Annotated[str | None, typer.Option(
-            "--dataset", help="folio | proofwriter | prontoqa | logicaldeduction | gsm8k | gsm8k-judge | math500 "
-            "| a .jsonl/.json file")] = None,
-        limit: Annotated[int | None, typer.Option("--limit", min=0, help="first N examples")] = None,
-        concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="examples in flight")] = 1,
-        out: Annotated[Path | None, typer.Option("--out", help="run directory (results.jsonl, summary.json, "
-                                                    "report.md, report.png)")] = None,
-        resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out, skipping "
-                                             "finished examples")] = False,
-        retry_errors: Annotated[bool, typer.Option("--retry-errors", help="with --resume, also rerun "
-                                                   "examples that ended in an error")] = False,
-        baselines: Annotated[bool, typer.Option("--baselines", help="also run the direct and cot baselines "
-                                                "into DIR/baseline-*, reported side by side")] = False,
-        compare: Annotated[bool, typer.Option("--compare", help="print finished runs side by side")] = False,
-        backend: BackendOpt = "llamacpp",
-        base_url: BaseUrlOpt = None,
-        model: ModelOpt = None,
-        samples: Annotated[int | None, typer.Option("--samples", min=1, help="k samples (the pattern's "
-                                                       "samples knob)")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="sampling seed")] = None,
-        option: Annotated[list[str] | None, typer.Option(
-            "--option", "-o", help="pattern knob KEY=VALUE (JSON value), repeatable")] = None,
-        answer_kind: Annotated[str | None, typer.Option(
-            "--answer-kind", help="number | latex | label | text (default: the dataset's; text for files)")] = None,
-        field: Annotated[list[str] | None, typer.Option(
-            "--field", help="for a file: OURS=THEIRS key mapping, e.g. --field label=gold, repeatable")] = None,
-        prices: Annotated[Path | None, typer.Option(
-            "--prices", help="JSON price table (agentkit.eval.Prices); default: relative, by model size")] = None,
-        max_failures: Annotated[int, typer.Option(
-            "--max-failures", min=1, help="stop after this many examples in a row fail on the backend")] = 3,
-        trace_file: Annotated[str | None, typer.Option("--trace-file", help="write spans as JSON lines here")]
-        = None,
-        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")] = True,
-    ) -> None:
-        """Evaluate a pattern on a dataset (resumable), or --compare finished run directories."""
-        try:
+    return " | ".join(dataset_names()) + " | a .jsonl/.json file"
+
+
+def eval_command(
+    targets: Annotated[list[str] | None, typer.Argument(
+        metavar="PATTERN | DIR...", help="the pattern to evaluate; with --compare, run directories")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help=_dataset_help())] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="first N examples")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="examples in flight")] = 1,
+    out: Annotated[Path | None, typer.Option("--out", help="run directory (results.jsonl, summary.json, "
+                                                "report.md, report.png)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out, skipping "
+                                         "finished examples")] = False,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="with --resume, also rerun "
+                                               "examples that ended in an error")] = False,
+    baselines: Annotated[bool, typer.Option("--baselines", help="also run the direct and cot baselines "
+                                            "into DIR/baseline-*, reported side by side")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="print finished runs side by side")] = False,
+    backend: BackendOpt = "llamacpp",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    samples: SamplesOpt = None,
+    seed: SeedOpt = None,
+    option: KnobsOpt = None,
+    answer_kind: Annotated[str | None, typer.Option(
+        "--answer-kind", help="number | latex | label | text (default: the dataset's; text for files)")] = None,
+    field: Annotated[list[str] | None, typer.Option(
+        "--field", help="for a file: OURS=THEIRS key mapping, e.g. --field label=gold, repeatable")] = None,
+    prices: Annotated[Path | None, typer.Option(
+        "--prices", help="JSON price table (agentkit.pricing.Prices); default: relative, by model size")] = None,
+    max_failures: Annotated[int, typer.Option(
+        "--max-failures", min=1, help="stop after this many examples in a row fail on the backend")] = 3,
+    trace_file: TraceFileOpt = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")] = True,
+) -> None:
+    """Evaluate a pattern on a dataset (resumable), or --compare finished run directories."""
+    try:
+        with exit_codes():
             if compare:
                 _compare(targets or [])
                 return
@@ -109,14 +116,13 @@ def register(app: typer.Typer) -> None:
                 retry_errors=retry_errors, baselines=baselines, backend=backend, base_url=base_url, model=model,
                 samples=samples, seed=seed, options=option or [], answer_kind=answer_kind, fields=field or [],
                 prices=prices, max_failures=max_failures, trace_file=trace_file, progress=progress,
-                fail=_fail, parse_knobs=_parse_knobs,
             )
-        except (ConfigError, InputError) as exc:
-            _fail(str(exc).splitlines()[0])
-        except AgentkitError as exc:
-            _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0]}", code=1)
-        except KeyboardInterrupt:
-            _fail("interrupted; finished examples are kept: rerun with --resume to continue", code=130)
+    except KeyboardInterrupt:
+        fail("interrupted; finished examples are kept: rerun with --resume to continue", code=130)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
 
 
 def _compare(dirs: list[str]) -> None:
@@ -131,7 +137,7 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
               resume: bool, retry_errors: bool, baselines: bool, backend: str, base_url: str | None,
               model: str | None, samples: int | None, seed: int | None, options: list[str],
               answer_kind: str | None, fields: list[str], prices: Path | None, max_failures: int,
-              trace_file: str | None, progress: bool, fail: Any, parse_knobs: Any) -> None:
+              trace_file: str | None, progress: bool) -> None:
     from agentkit import tracing
     from agentkit.backends import make_backend
     from agentkit.eval.report import compare, write_report
@@ -149,27 +155,18 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
         fail("--retry-errors continues a run: pass --resume too")
     pattern = targets[0]
     spec = get_pattern(pattern)
-    build = getattr(spec.load(), spec.builder)
     data = select_dataset(dataset, limit=limit, answer_kind=answer_kind,  # type: ignore[arg-type]
-                          field_map=_field_map(fields, fail))
-    knobs: dict[str, Any] = {}
-    if samples is not None:
-        if spec.samples_knob is None:
-            fail(f"pattern {pattern!r} has no samples knob; drop --samples")
-        knobs[spec.samples_knob] = samples
-    seeded = seed is not None and "seed" in _knob_names(build)
-    if seeded:
-        knobs["seed"] = seed
-    knobs.update(parse_knobs(options, build))
+                          field_map=_field_map(fields))
+    knobs = pattern_knobs(spec, samples=samples, seed=seed, options=options)
     price_table = _prices(prices)
-    runs = [(pattern, out, {**dataset_knobs(build, data), **knobs})]
+    runs = [(pattern, out, spec.check_knobs({**dataset_knobs(spec, data), **knobs}))]
     if baselines:
         for name in BASELINES:
             if name != pattern:
-                base_spec = get_pattern(name)
-                base_build = getattr(base_spec.load(), base_spec.builder)
-                base_knobs = {"seed": seed} if seeded else {}
-                runs.append((name, _baseline_dir(out, name), {**dataset_knobs(base_build, data), **base_knobs}))
+                base = get_pattern(name)
+                base_knobs = pattern_knobs(base, samples=None, seed=seed if "seed" in knobs else None, options=[])
+                runs.append((name, _baseline_dir(out, name), base.check_knobs({**dataset_knobs(base, data),
+                                                                               **base_knobs})))
     for name, run_dir, run_knobs in runs:  # fail on any of them before loading a model
         check_out_dir(run_dir, {"pattern": name, "dataset": data.name, "answer_kind": data.answer_kind,
                                 "knobs": run_knobs, "field_map": data.field_map,
@@ -200,9 +197,3 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
     if incomplete or len(outcomes) < len(runs):
         first = incomplete[0] if incomplete else main
         fail(_report_lost(first), code=1)
-
-
-def _knob_names(build: Any) -> set[str]:
-    import inspect
-
-    return set(list(inspect.signature(build).parameters)[1:])

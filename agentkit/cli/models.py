@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agentkit.errors import AgentkitError, ConfigError
+from agentkit.cli._common import exit_codes
 
 models_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prepare models for other engines.")
 
@@ -21,14 +21,8 @@ def prepare(
     """Dequantize a GGUF to bf16 safetensors that vLLM loads (runs in the vLLM venv; creates it if missing)."""
     from agentkit._vllm_env import prepare_model
 
-    try:
+    with exit_codes():
         path = prepare_model(name, out, force=force)
-    except ConfigError as exc:
-        typer.echo(f"error: {str(exc).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from None
-    except AgentkitError as exc:
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(str(path))
 
 
