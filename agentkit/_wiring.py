@@ -43,22 +43,21 @@ def check_reads(
     upstream: Mapping[str, set[str]],
     graph: str,
 ) -> None:
+    def known(node: str, verb: str, key: str) -> None:
+        if key not in fields:
+            raise GraphBuildError(
+                f"graph {graph!r}: node {node!r} {verb} {key!r}, which is not a field of the state; "
+                f"add it to the state model (fields: {sorted(fields)})"
+            )
+
     writers: dict[str, set[str]] = {}
     for node, keys in writes.items():
         for key in keys:
-            if key not in fields:
-                raise GraphBuildError(
-                    f"graph {graph!r}: node {node!r} writes {key!r}, which is not a field of the state; "
-                    f"add it to the state model (fields: {sorted(fields)})"
-                )
+            known(node, "writes", key)
             writers.setdefault(key, set()).add(node)
     for node, keys in reads.items():
         for key in keys:
-            if key not in fields:
-                raise GraphBuildError(
-                    f"graph {graph!r}: node {node!r} reads {key!r}, which is not a field of the state; "
-                    f"add it to the state model (fields: {sorted(fields)})"
-                )
+            known(node, "reads", key)
             if key in inputs:
                 continue
             by = writers.get(key, set())
