@@ -174,7 +174,7 @@ class VLLMServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         served_model_name: str | None = None,
-        max_model_len: int = 2048,
+        max_model_len: int = 8192,  # SmolLM2's trained context; LINC's 8-shot prompt alone is ~3k tokens
         kv_cache_gib: int = 1,
         log_path: Path | None = None,
         extra_args: Sequence[str] = (),

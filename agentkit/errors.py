@@ -62,6 +62,15 @@ class CassetteMiss(BackendError, ConfigError):
     """A replay cassette has no recording for a request."""
 
 
+class NoValidSample(AgentkitError):
+    """Every sample a pattern drew failed (validation or its verifier), so it has no answer to give.
+
+    A pattern's eval ``prediction`` hook raises it instead of inventing a default answer: the
+    harness records the example as wrong (error_type ``NoValidSample``) and still stores the
+    pattern's extras, so per-sample statistics count it.
+    """
+
+
 class VerifierError(AgentkitError):
     """A verifier could not reach a verdict for a reason other than the candidate being wrong."""
 

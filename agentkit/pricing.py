@@ -3,11 +3,18 @@ patterns that price their own steps (the cascade's tiers).
 
 **Cost is relative, not dollars.** The default ``Prices`` charge each model its size in billions of
 parameters per 1k tokens (SmolLM2-135M: 0.135, 360M: 0.36, 1.7B: 1.7, an 8B model: 8, unknown: 1.0),
-for input and output alike; cached input tokens are charged as input (conservative). That makes
-patterns comparable by compute without pretending to know anyone's bill; pass real prices to get
-money.
+for input and output alike. That makes patterns comparable by compute without pretending to know
+anyone's bill; pass real prices to get money.
 
-**Energy** is an order-of-magnitude estimate: joules per processed token (input + output) per model.
+**Cached input is charged, at a discount.** Every backend reports a prompt as ``input_tokens`` (the
+tokens it computed) plus ``cached_tokens`` (those it served from a prefix/KV cache: vLLM's prefix
+cache, or llama.cpp's context reused by a request's later samples); the two never overlap. Uncached
+input is charged the input price, cached input ``Prices.cached_input_fraction`` of it (default 0.1,
+the usual API discount for cache reads), output the output price. So a pattern that re-reads a
+long prompt is not free, and a backend that caches is not charged twice.
+
+**Energy** is an order-of-magnitude estimate: joules per computed token (uncached input + output) per
+model; a cached prefix was not recomputed.
 The default is 0.05 J/token per billion parameters, anchored on the ~3-4 J/token measured for
 LLaMA-65B inference on A100/V100 GPUs (Samsi et al., "From Words to Watts", 2023) and scaled
 linearly with size; unknown models get 0.05 J/token (1B). Measure your hardware and pass
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,15 +48,14 @@ class ModelUsage(BaseModel):
 
 
 class Usage(BaseModel):
+    """An example's tokens: ``input_tokens`` were computed, ``cached_tokens`` came from a cache (disjoint)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     cached_tokens: int = Field(default=0, ge=0)
     by_model: dict[str, ModelUsage] = Field(default_factory=dict)
-
-
-
 
 
 def _size_key_pattern(key: str) -> re.Pattern[str]:
@@ -70,10 +76,15 @@ def _default_prices() -> dict[str, tuple[float, float]]:
 
 
 class Prices(BaseModel):
-    """Price per 1k tokens (input, output), keyed by case-insensitive model-name substrings."""
+    """Price per 1k tokens (input, output), keyed by case-insensitive model-name substrings.
+
+    ``cached_input_fraction`` prices a cached input token as that share of the model's input price
+    (0.1 by default, the usual API discount; 1.0 charges cache reads in full, 0.0 makes them free).
+    """
 
     per_model: dict[str, tuple[float, float]] = Field(default_factory=_default_prices)
     default: tuple[float, float] = (1.0, 1.0)
+    cached_input_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
     unit: str = COST_UNIT
 
     def price_for(self, model: str) -> tuple[float, float]:
@@ -98,29 +109,40 @@ class EnergyTable(BaseModel):
         return _lookup(self.per_model, model, self.default)
 
 
-def _per_model_tokens(usage: Usage) -> list[tuple[str | None, int, int]]:
+class _Tokens(NamedTuple):
+    model: str | None  # None: tokens no model was named for, priced at the default
+    uncached_in: int
+    cached_in: int
+    out: int
+
+
+def _per_model_tokens(usage: Usage) -> list[_Tokens]:
     """Split an example's tokens by model; tokens not attributed to any model are priced at the default."""
-    parts: list[tuple[str | None, int, int]] = [
-        (name, u.input_tokens, u.output_tokens) for name, u in usage.by_model.items()
-    ]
-    rest_in = usage.input_tokens - sum(u.input_tokens for u in usage.by_model.values())
-    rest_out = usage.output_tokens - sum(u.output_tokens for u in usage.by_model.values())
-    if rest_in > 0 or rest_out > 0:
-        parts.append((None, max(rest_in, 0), max(rest_out, 0)))
+    named = list(usage.by_model.values())
+    parts = [_Tokens(name, u.input_tokens, u.cached_tokens, u.output_tokens) for name, u in usage.by_model.items()]
+    rest = _Tokens(None, max(usage.input_tokens - sum(u.input_tokens for u in named), 0),
+                   max(usage.cached_tokens - sum(u.cached_tokens for u in named), 0),
+                   max(usage.output_tokens - sum(u.output_tokens for u in named), 0))
+    if rest.uncached_in or rest.cached_in or rest.out:
+        parts.append(rest)
     return parts
 
 
 def example_cost(usage: Usage, prices: Prices) -> float:
+    """Uncached input at the input price, cached input at ``cached_input_fraction`` of it, output at
+    the output price (per 1k tokens). ``input_tokens`` excludes cached tokens, as the backends report."""
     total = 0.0
-    for model, tokens_in, tokens_out in _per_model_tokens(usage):
-        price_in, price_out = prices.default if model is None else prices.price_for(model)
-        total += tokens_in / 1000.0 * price_in + tokens_out / 1000.0 * price_out
+    for part in _per_model_tokens(usage):
+        price_in, price_out = prices.default if part.model is None else prices.price_for(part.model)
+        billed_in = part.uncached_in + part.cached_in * prices.cached_input_fraction
+        total += billed_in / 1000.0 * price_in + part.out / 1000.0 * price_out
     return total
 
 
 def example_energy(usage: Usage, energy: EnergyTable) -> float:
+    """Computed tokens only: a cached prefix was not recomputed, so it took (next to) no energy."""
     total = 0.0
-    for model, tokens_in, tokens_out in _per_model_tokens(usage):
-        rate = energy.default if model is None else energy.joules_per_token(model)
-        total += (tokens_in + tokens_out) * rate
+    for part in _per_model_tokens(usage):
+        rate = energy.default if part.model is None else energy.joules_per_token(part.model)
+        total += (part.uncached_in + part.out) * rate
     return total

@@ -9,6 +9,9 @@
   4. calibrate  - pick the threshold on a dev split: the cheapest one reaching a target accuracy,
                   or the one minimising cost per successful task (``calibrate``; the math is in
                   ``_calibration``; our implementation of the survey's recipe).
+Accounting: the eval summary's ``pattern_metrics`` hold the escalation rate, the reasons counted,
+and each tier's answered/accuracy/cost per success (``_cascade_accounting``); ``tier_patterns`` runs
+each tier alone, as ``agentkit eval cascade --baselines`` does.
 Our choices: confidence is the tier output's ``agreement`` (MC-CoT, MAJ) or ``confidence`` unless
 the tier supplies a function, and a tier with no confidence fails any threshold; a backend error
 escalates too ("backend_error"), so a dead endpoint degrades to the next tier; if the last tier
@@ -26,6 +29,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+from agentkit.graphs import _calibration, _cascade_accounting, mccot
+from agentkit.verifiers.answer import answers_match
+from agentkit.verifiers.base import Verdict, Verifier
 from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit import stats, tracing
@@ -35,12 +41,9 @@ from agentkit.backends import make_backend
 from agentkit.backends.base import Backend
 from agentkit.errors import BackendError, ConfigError, SchemaViolation
 from agentkit.graph import END, START, CompiledGraph, Graph
-from agentkit.graphs import _calibration, mccot
 from agentkit.pattern import Pattern, checked_knobs
 from agentkit.pricing import ModelUsage, Prices, Usage, example_cost
 from agentkit.reducers import Collect
-from agentkit.verifiers.answer import answers_match
-from agentkit.verifiers.base import Verdict, Verifier
 from agentkit.vocab import AnswerKind, Example, Question, question_text
 
 Reason = Literal["schema_violation", "backend_error", "no_answer", "verifier_failed", "low_confidence"]
@@ -175,11 +178,39 @@ def default_tiers(
     if isinstance(large_backend, str) or (large_backend is None and large_base_url is not None):
         large_backend = make_backend(large_backend or "openai", model=large_model, base_url=large_base_url)
     small = Tier(name="small", task=mccot.build(backend, k=k, answer_kind=answer_kind, seed=seed))
-    if large_backend is None:
+    if not _has_large(large_backend, large_base_url):
         wide = mccot.build(backend, k=large_k or 3 * k, answer_kind=answer_kind, seed=seed)
         return [small, Tier(name="small_more_samples", task=wide)]
     large = mccot.build(large_backend, k=large_k or k, answer_kind=answer_kind, seed=seed)
     return [small, Tier(name="large", task=large)]
+
+
+def _has_large(large_backend: Backend | str | None, large_base_url: str | None) -> bool:
+    return large_backend is not None or large_base_url is not None
+
+
+#: The knobs ``default_tiers`` reads; ``tiers_for`` and the per-tier patterns take exactly these.
+_TIER_KNOBS = ("k", "answer_kind", "large_backend", "large_model", "large_base_url", "large_k", "seed")
+
+
+def _tier_knobs(knobs: Mapping[str, Any]) -> dict[str, Any]:
+    defaults = {name: PATTERN.knobs[name].default for name in _TIER_KNOBS}
+    return {**defaults, **{name: value for name, value in knobs.items() if name in _TIER_KNOBS}}
+
+
+def tiers_for(backend: Backend | None, knobs: Mapping[str, Any]) -> list[Tier]:
+    """The tiers ``build(backend, **knobs)`` would run: ``knobs["tiers"]``, else ``default_tiers``."""
+    if knobs.get("tiers") is not None:
+        return list(knobs["tiers"])
+    return default_tiers(backend, **_tier_knobs(knobs))
+
+
+def tier_names(knobs: Mapping[str, Any]) -> list[str]:
+    """The tier names ``build(**knobs)`` uses, known without a backend (no model is loaded)."""
+    if knobs.get("tiers") is not None:
+        return [t.name for t in knobs["tiers"]]
+    chosen = _tier_knobs(knobs)
+    return ["small", "large" if _has_large(chosen["large_backend"], chosen["large_base_url"]) else "small_more_samples"]
 
 
 @checked_knobs
@@ -197,8 +228,11 @@ def build(
     seed: int | None = None,
     prices: Prices | None = None,
     input_type: type[BaseModel] = Question,
+    calibration: dict[str, Any] | None = None,
 ) -> Graph[Any]:
-    """``tiers`` (cheapest first) default to ``default_tiers``; every tier receives the input's fields."""
+    """``tiers`` (cheapest first) default to ``default_tiers``; every tier receives the input's fields.
+    ``calibration`` says how ``threshold`` was chosen (``agentkit eval --calibrate-on`` fills it, so
+    run.json keeps it); the graph does not read it."""
     tiers = list(tiers) if tiers is not None else default_tiers(
         backend, k=k, answer_kind=answer_kind, seed=seed, large_backend=large_backend,
         large_model=large_model, large_base_url=large_base_url, large_k=large_k)
@@ -286,11 +320,57 @@ def prediction(output: CascadeResult) -> str | None:
 
 
 def extras(output: CascadeResult) -> dict[str, object]:
-    """Which tier answered, how confident, and each tier's cost and failure: what CPS reports split by."""
+    """Which tier answered, how confident, and each tier's outcome and cost: what the summary's
+    per-tier accounting (``_cascade_accounting``) is computed from."""
     return {"answered_by": output.answered_by, "confident": output.confident,
-            "tiers": [{"tier": a.tier, "failure": a.failure, "cost": a.cost} for a in output.attempts]}
+            "tiers": [{"tier": a.tier, "failure": a.failure, "escalated": a.escalated, "confidence": a.confidence,
+                       "cost": a.cost} for a in output.attempts]}
 
 
 PATTERN = Pattern("cascade", build, Question, samples_knob="k", input_from=input_from, prediction=prediction,
-                  extras=extras, description="a small tier answers; escalate on failure or low confidence")
+                  extras=extras, summarize=_cascade_accounting.summarize,
+                  description="a small tier answers; escalate on failure or low confidence")
 PATTERNS = [PATTERN]
+
+
+# -- each tier alone (the cascade's own baselines) ------------------------------------------------
+
+
+def _tier_extras(output: Any) -> dict[str, object]:
+    return {"confidence": _confidence_of(output)}
+
+
+def tier_pattern(name: str) -> Pattern:
+    """Tier ``name`` of the cascade run alone, as pattern ``tier-<name>``: what the cascade's routing
+    is compared with. Its knobs are the ones that shape the tiers (``k``, ``large_*``, ``seed``, ...)."""
+
+    @checked_knobs
+    def build_tier(
+        backend: Backend | None = None,
+        *,
+        k: PositiveInt = 3,
+        answer_kind: AnswerKind = "text",
+        large_backend: Backend | str | None = None,
+        large_model: str | None = None,
+        large_base_url: str | None = None,
+        large_k: PositiveInt | None = None,
+        seed: int | None = None,
+    ) -> Graph[Any]:
+        knobs = {"k": k, "answer_kind": answer_kind, "large_backend": large_backend, "large_model": large_model,
+                 "large_base_url": large_base_url, "large_k": large_k, "seed": seed}
+        tier = next((t for t in tiers_for(backend, knobs) if t.name == name), None)
+        if tier is None or not isinstance(tier.task, Graph) or tier.backend is not None:
+            raise ConfigError(f"cascade tier {name!r} cannot run alone with these knobs; tiers: "
+                              f"{', '.join(tier_names(knobs))}")
+        return tier.task
+
+    return Pattern(f"tier-{name}", build_tier, Question, input_from=input_from, prediction=_answer_of,
+                   extras=_tier_extras, description=f"the cascade's {name!r} tier alone")
+
+
+def tier_patterns(knobs: Mapping[str, Any]) -> list[tuple[Pattern, dict[str, Any]]]:
+    """Each tier of the cascade ``knobs`` describe, as (pattern, its knobs), for default tiers only:
+    a ``tiers=[...]`` list is Python objects the command line cannot rebuild."""
+    if knobs.get("tiers") is not None:
+        raise ConfigError("cascade: per-tier baselines need the default tiers; run custom tiers alone yourself")
+    return [(tier_pattern(name), {k: v for k, v in knobs.items() if k in _TIER_KNOBS}) for name in tier_names(knobs)]

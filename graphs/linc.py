@@ -11,10 +11,19 @@
                            validation (e.g. cut at max_tokens) or that the prover could not decide
                            (timeout / z3 unknown) is an Error (our reading of "prover failure").
   3. majority_vote       - plurality over the non-Error labels, ties to the earliest sample (as the
-                           paper's Counter.most_common). If all K samples are Errors the answer is
-                           Uncertain with error_count=K (our choice; the paper scores such
-                           problems as wrong).
-Output: answer (the label), each sample's FOL and verdict, the vote tally, the error count.
+                           paper's Counter.most_common). If all K samples are Errors there is no
+                           answer (None), and the eval hook raises NoValidSample, so the problem is
+                           scored wrong, as the paper scores it.
+Output: answer (the label), each sample's FOL and verdict, the vote tally, the error count, and how
+many samples had inconsistent premises (they entail everything, so the prover says True; the vote
+keeps them, as the paper's Prover9 run does, and the count makes them visible).
+
+Shots (``shots``): "folio8" is the paper's prompt, 8 FOLIO-train stories, each sentence followed by
+its FOL (gold premise FOL, conclusion FOL ours and proved against the gold label; see _linc_shots).
+It is about 2.1k prompt tokens with SmolLM2's chat template, more than a 2k context holds with the
+problem and K samples on top (llama.cpp's default n_ctx is 8192). "ours2", the default, is two short
+problems of our own (about 600 tokens) that fit any backend's context; pass ``shots="folio8"``
+(``-o shots=folio8``) for the paper's setting.
 """
 
 from __future__ import annotations
@@ -30,14 +39,17 @@ from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, Positive
 from agentkit._text_outputs import TextOutput
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
-from agentkit.errors import InputError
+from agentkit.errors import InputError, NoValidSample
 from agentkit.graph import END, START, Graph
+from agentkit.graphs._linc_shots import FOLIO8
 from agentkit.pattern import Pattern, ScoredExample, checked_knobs
 from agentkit.reducers import Tally
 from agentkit.verifiers.fol import FOLSyntaxError, check, fol_grammar, parse
 from agentkit.vocab import Example, first_error
 
 Label = Literal["True", "False", "Uncertain"]
+ShotSet = Literal["ours2", "folio8"]
+Shots = list[tuple[list[tuple[str, str]], tuple[str, str]]]
 
 INSTRUCTIONS = (
     "Translate each sentence into first-order logic so that a theorem prover can decide whether the "
@@ -47,7 +59,7 @@ INSTRUCTIONS = (
 )
 
 #: Our own few-shot problems in FOLIO's notation: (premise, FOL) pairs, then the conclusion's pair.
-EXAMPLES: list[tuple[list[tuple[str, str]], tuple[str, str]]] = [
+EXAMPLES: Shots = [
     (
         [
             ("Every student who studies hard passes the exam.", "∀x ((Student(x) ∧ StudiesHard(x)) → PassesExam(x))"),
@@ -67,6 +79,13 @@ EXAMPLES: list[tuple[list[tuple[str, str]], tuple[str, str]]] = [
         ("Tom is not a cat.", "¬Cat(tom)"),
     ),
 ]
+
+
+#: The named few-shot sets of the ``shots`` knob (see the module docstring).
+SHOT_SETS: dict[str, Shots] = {
+    "ours2": EXAMPLES,
+    "folio8": [([*shot.premises], shot.conclusion) for shot in FOLIO8],
+}
 
 
 class LogicProblem(BaseModel):
@@ -100,6 +119,7 @@ class SampleVerdict(BaseModel):
     conclusion_fol: str | None = None
     label: Literal["True", "False", "Uncertain", "Error"]
     reason: str
+    premises_consistent: bool | None = None  # False: the premises entail everything (label "True")
 
 
 class LincResult(BaseModel):
@@ -112,9 +132,10 @@ class LincResult(BaseModel):
     invalid_samples: list[str] = Field(default_factory=list)
     samples: list[SampleVerdict] = Field(default_factory=list)
     votes: Tally = Tally()
-    answer: Label | None = None
+    answer: Label | None = None  # None when every sample is an Error
     agreement: float = 0.0
     error_count: int = 0
+    inconsistent_count: int = 0
 
 
 def _one_line(text: str, field: str) -> str:
@@ -183,8 +204,10 @@ def _prove(program: FOLProgram, timeout_s: float) -> SampleVerdict:
     except FOLSyntaxError as exc:  # validation parsed these already; kept so a slip is an Error, not a crash
         return SampleVerdict(**fol, label="Error", reason=str(exc))
     if not result.conclusive:
-        return SampleVerdict(**fol, label="Error", reason=f"the prover could not decide: {result.reason}")
-    return SampleVerdict(**fol, label=result.label, reason=result.reason)
+        return SampleVerdict(**fol, label="Error", reason=f"the prover could not decide: {result.reason}",
+                             premises_consistent=result.premises_consistent)
+    return SampleVerdict(**fol, label=result.label, reason=result.reason,
+                         premises_consistent=result.premises_consistent)
 
 
 @checked_knobs
@@ -198,14 +221,16 @@ def build(
     timeout_s: PositiveFloat = 10.0,
     max_depth: PositiveInt = 4,
     max_width: PositiveInt = 4,
-    examples: list[tuple[list[tuple[str, str]], tuple[str, str]]] | None = None,
+    shots: ShotSet = "ours2",
+    examples: Shots | None = None,
 ) -> Graph[LincResult]:
-    """``examples`` are few-shot problems as ((sentence, FOL) pairs, (conclusion, FOL)); default two
-    of ours, [] for none. ``max_depth``/``max_width`` bound each formula (see verifiers.fol)."""
-    shots = []
-    for pairs, (conclusion, conclusion_fol) in EXAMPLES if examples is None else examples:
+    """``shots`` names the few-shot set: "ours2" (default) or "folio8", the paper's 8 FOLIO-train
+    stories. ``examples`` replaces it with your own problems as ((sentence, FOL) pairs, (conclusion,
+    FOL)), [] for none. ``max_depth``/``max_width`` bound each formula (see verifiers.fol)."""
+    shot_pairs = []
+    for pairs, (conclusion, conclusion_fol) in SHOT_SETS[shots] if examples is None else examples:
         problem = LogicProblem(premises=[p for p, _ in pairs], conclusion=conclusion)
-        shots.append((problem, FOLProgram(premises_fol=[f for _, f in pairs], conclusion_fol=conclusion_fol)))
+        shot_pairs.append((problem, FOLProgram(premises_fol=[f for _, f in pairs], conclusion_fol=conclusion_fol)))
     parser = Agent(
         "semantic_parsing",
         instructions=INSTRUCTIONS,
@@ -219,7 +244,7 @@ def build(
             hint="Reply with a TEXT line and a FOL line for every premise, then for the conclusion.",
         ),
         prompt=_prompt,
-        examples=shots,
+        examples=shot_pairs,
         backend=backend,
         n=k,
         sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
@@ -235,15 +260,17 @@ def build(
         votes = Tally().add(s.label for s in state.samples if s.label != "Error")
         winner = votes.winner
         errors = sum(s.label == "Error" for s in state.samples)
+        inconsistent = sum(s.premises_consistent is False for s in state.samples)
         agreement = votes.counts[winner] / k if winner is not None else 0.0
-        return {"k": k, "votes": votes, "answer": winner or "Uncertain", "agreement": agreement, "error_count": errors}
+        return {"k": k, "votes": votes, "answer": winner, "agreement": agreement, "error_count": errors,
+                "inconsistent_count": inconsistent}
 
     graph = Graph("linc", LincResult, inputs=["premises", "conclusion"])
     graph.add_agent("semantic_parsing", parser, inputs=["premises", "conclusion"], output="programs",
                     many=True, violations="invalid_samples")
     graph.add_node("symbolic_inference", symbolic_inference, reads=["programs", "invalid_samples"], writes=["samples"])
     graph.add_node("majority_vote", majority_vote, reads=["samples"],
-                   writes=["k", "votes", "answer", "agreement", "error_count"])
+                   writes=["k", "votes", "answer", "agreement", "error_count", "inconsistent_count"])
     graph.add_edge(START, "semantic_parsing")
     graph.add_edge("semantic_parsing", "symbolic_inference")
     graph.add_edge("symbolic_inference", "majority_vote")
@@ -264,24 +291,34 @@ def input_from(example: Example) -> LogicProblem:
         raise InputError(first_error(exc, f"example {example.id!r}: ")) from None
 
 
-def prediction(output: LincResult) -> str | None:
+def prediction(output: LincResult) -> str:
+    """The voted label; with every sample an Error there is none, and the problem is scored wrong."""
+    if output.answer is None:
+        raise NoValidSample(f"all {output.k} LINC samples failed (parse or prover); the problem has no answer")
     return output.answer
 
 
 def extras(output: LincResult) -> dict[str, object]:
-    """Errors and the tally per example, and the share of samples the prover decided (the summary's
-    prover success rate, LINC's measure of how often the parse is executable)."""
+    """Errors and the tally per example, the share of samples the prover decided (LINC's measure of
+    how often the parse is executable) and the share whose premises were inconsistent."""
     decided = (output.k - output.error_count) / output.k if output.k else None
+    inconsistent = output.inconsistent_count / output.k if output.k else None
     return {"error_count": output.error_count, "k": output.k, "votes": dict(output.votes.counts),
-            "prover_success_rate": decided}
+            "prover_success_rate": decided, "inconsistent_count": output.inconsistent_count,
+            "inconsistent_rate": inconsistent}
+
+
+def _mean_of(results: Sequence[ScoredExample], key: str) -> float | None:
+    values = [float(v) for v in (r.extra.get(key) for r in results)
+              if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(values) / len(values) if values else None
 
 
 def summarize(results: Sequence[ScoredExample]) -> dict[str, object]:
-    """The prover success rate: the mean, over examples, of the share of samples the prover decided."""
-    rates = [float(r.extra["prover_success_rate"]) for r in results
-             if isinstance(r.extra.get("prover_success_rate"), int | float)
-             and not isinstance(r.extra.get("prover_success_rate"), bool)]
-    return {"prover_success_rate": sum(rates) / len(rates) if rates else None}
+    """Means over the examples that report them: the share of the K samples the prover decided, and
+    the share whose premises were inconsistent (a "True" that proves nothing)."""
+    return {"prover_success_rate": _mean_of(results, "prover_success_rate"),
+            "inconsistent_rate": _mean_of(results, "inconsistent_rate")}
 
 
 PATTERN = Pattern("linc", build, LogicProblem, samples_knob="k", input_from=input_from, prediction=prediction,

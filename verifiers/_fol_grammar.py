@@ -17,11 +17,10 @@ Why the grammar looks the way it does (the first two points come from real runs,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from agentkit.errors import ConfigError
-from agentkit.verifiers._fol_parse import FOLSyntaxError, _valid_name, _valid_var, parse
+from agentkit.verifiers._fol_parse import _valid_name, _valid_var
 
 # Name characters: ASCII letters/digits/_ plus Latin-1 and Latin Extended-A letters (FOLIO has
 # Świątek), continuation-only characters ' ’ +, and . - only *between* two name characters:
@@ -29,10 +28,6 @@ from agentkit.verifiers._fol_parse import FOLSyntaxError, _valid_name, _valid_va
 _L = "A-Za-z0-9_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f"
 _NAME_CLASS = f"[{_L}]"
 _CONT_CLASS = f"[{_L}'\u2019+]"
-_HEADER = "PREMISES:\n"
-_DIVIDER = "\nCONCLUSION:\n"
-_HEADER_RE = re.compile(r"PREMISES:\r?\n")
-_DIVIDER_RE = re.compile(r"\r?\nCONCLUSION:\r?\n")
 
 
 def _name_regex(max_len: int) -> str:
@@ -158,97 +153,3 @@ def fol_grammar(
         predicates, constants, variables, max_depth, max_width, max_arity, max_name_len
     )
     return "\n".join([f"start: {top}", *lines]) + "\n"
-
-
-def linc_program_grammar(
-    n_premises: int,
-    predicates: Sequence[tuple[str, int]] | None = None,
-    constants: Sequence[str] | None = None,
-    max_depth: int = 5,
-    *,
-    variables: Sequence[str] = ("x", "y", "z", "w"),
-    max_width: int = 8,
-    max_arity: int = 4,
-    max_name_len: int = 48,
-) -> str:
-    """A Lark grammar for LINC's whole output: exactly ``n_premises`` formulas, then one more.
-
-    Layout (no other whitespace)::
-
-        PREMISES:
-        <formula>          (n_premises lines)
-        CONCLUSION:
-        <formula>
-
-    Fixing the count to the number of natural-language premises keeps the model aligned one
-    formula per premise, and the fixed layout is what :func:`parse_linc_program` reads back.
-    """
-    if not isinstance(n_premises, int) or n_premises < 1:
-        raise ConfigError(f"n_premises must be a positive int, got {n_premises!r}")
-    lines, top = _formula_rules(
-        predicates, constants, variables, max_depth, max_width, max_arity, max_name_len
-    )
-    body = " ".join([_lit(_HEADER), top] + [f'"\\n" {top}'] * (n_premises - 1))
-    start = f"start: {body} {_lit(_DIVIDER)} {top}"
-    return "\n".join([start, *lines]) + "\n"
-
-
-def parse_linc_program(text: str) -> tuple[list[str], str]:
-    """Split a LINC program into (premises, conclusion) and check that every formula parses.
-
-    Raises :class:`FOLSyntaxError` with the position in ``text`` of the layout problem or of the
-    offending token inside a formula, so the message can go straight back to the model.
-    """
-    if not isinstance(text, str):
-        raise FOLSyntaxError(
-            f"program must be a string, not {type(text).__name__}",
-            position=0,
-            token="",
-            formula=repr(text)[:200],
-        )
-    header = _HEADER_RE.match(text)
-    if header is None:
-        raise FOLSyntaxError(
-            "expected the program to start with 'PREMISES:' on its own line",
-            position=0,
-            token=text[:10],
-            formula=text,
-        )
-    body_start = header.end()
-    divider = _DIVIDER_RE.search(text, body_start - 1)
-    if divider is None:
-        raise FOLSyntaxError(
-            "expected a 'CONCLUSION:' line after the premises", position=len(text), token="", formula=text
-        )
-    if divider.start() < body_start:
-        raise FOLSyntaxError("expected at least one premise", position=body_start, token="", formula=text)
-    premises: list[str] = []
-    offset = body_start
-    for line in text[body_start : divider.start()].split("\n"):
-        premises.append(_checked(line, offset, text).rstrip("\r"))  # a stray '\r' is whitespace to the parser
-        offset += len(line) + 1
-    start = divider.end()
-    conclusion = text[start:].rstrip("\r\n")
-    if "\n" in conclusion:
-        extra = start + conclusion.index("\n") + 1
-        raise FOLSyntaxError(
-            "expected exactly one conclusion formula",
-            position=extra,
-            token=text[extra : extra + 20].split("\n")[0],
-            formula=text,
-        )
-    return premises, _checked(conclusion, start, text)
-
-
-def _checked(formula: str, offset: int, program: str) -> str:
-    try:
-        parse(formula)
-    except FOLSyntaxError as exc:
-        raise FOLSyntaxError(
-            f"{exc.problem} in formula {formula!r}",
-            position=offset + exc.position,
-            token=exc.token,
-            formula=program,
-            hint=exc.hint,
-        ) from None
-    return formula

@@ -10,7 +10,8 @@ Public API
 * :func:`check` → :class:`FOLResult` with the label *and* why (timeout, inconsistent premises, ...).
 * :class:`FOLVerifier` — the Verifier-protocol wrapper; a syntax error is a verdict, not a crash.
 * :func:`parse` / :func:`to_str` and the AST classes; :class:`FOLSyntaxError`.
-* :func:`fol_grammar`, :func:`linc_program_grammar`, :func:`parse_linc_program` for guided decoding.
+* :func:`fol_grammar` for guided decoding (LINC's whole-program grammar, sentence by sentence, is
+  built from it in ``agentkit.graphs.linc``).
 
 See ``_fol_parse`` for the accepted syntax (unicode and Prover9 ASCII, operator binding,
 quantifier scope, what a name may contain, predicates keyed by name and arity).
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agentkit.errors import ConfigError
 from agentkit.tracing import VERIFIER_VERDICT, tool_span
-from agentkit.verifiers._fol_grammar import fol_grammar, linc_program_grammar, parse_linc_program
+from agentkit.verifiers._fol_grammar import fol_grammar
 from agentkit.verifiers._fol_parse import (
     MAX_CHARS,
     MAX_DEPTH,
@@ -73,9 +74,7 @@ __all__ = [
     "grammar_depth",
     "entails",
     "fol_grammar",
-    "linc_program_grammar",
     "parse",
-    "parse_linc_program",
     "to_str",
 ]
 

@@ -47,7 +47,7 @@ class VLLMEngineBackend:
         self,
         model: str | Path,
         *,
-        max_model_len: int = 2048,
+        max_model_len: int = 8192,  # SmolLM2's trained context: room for LINC's 8-shot prompt
         dtype: str = "bfloat16",
         kv_cache_gib: int = 1,
         structured_outputs_backend: str = "guidance",

@@ -4,6 +4,9 @@ Everything that can be checked before a model loads is checked first -- pattern,
 knobs, the output directory and, on --resume, that the directory holds this same run -- so a typo
 costs a second, not a model load. Caller mistakes exit 2 with one line; a backend that dies
 mid-run exits 1 after keeping every finished example (rerun with --resume).
+
+What --baselines runs and how each baseline is matched to the pattern is told in
+``agentkit.cli._eval_baselines``; --calibrate-on in ``agentkit.cli._eval_calibrate``.
 """
 
 from __future__ import annotations
@@ -28,11 +31,7 @@ from agentkit.cli._common import (
 from agentkit.errors import ConfigError
 from agentkit.vocab import first_error
 
-BASELINES = ("direct", "cot")
-
-
-def _baseline_dir(out: Path, name: str) -> Path:
-    return out / f"baseline-{name}"
+BASELINES = ("direct", "cot", "sc", "majority-label")  # agentkit.cli._eval_baselines.BASELINES
 
 
 def _field_map(items: list[str]) -> dict[str, str] | None:
@@ -85,9 +84,14 @@ def eval_command(
                                          "finished examples")] = False,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="with --resume, also rerun "
                                                "examples that ended in an error")] = False,
-    baselines: Annotated[bool, typer.Option("--baselines", help="also run the direct and cot baselines "
-                                            "into DIR/baseline-*, reported side by side")] = False,
-    compare: Annotated[bool, typer.Option("--compare", help="print finished runs side by side")] = False,
+    baselines: Annotated[bool, typer.Option("--baselines", help="also run direct, cot, sc (self-consistency at "
+                                            "the pattern's samples per example) and, on labelled sets, "
+                                            "majority-label into DIR/baseline-* (a cascade: each tier alone too); "
+                                            "paired comparisons go to DIR/comparison.json")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="print finished runs side by side, with paired "
+                                          "comparisons of each against the first")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="with --compare, also write the paired "
+                                                  "comparisons to this JSON file")] = None,
     backend: BackendOpt = "llamacpp",
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -104,18 +108,28 @@ def eval_command(
         "--max-failures", min=1, help="stop after this many examples in a row fail on the backend")] = 3,
     trace_file: TraceFileOpt = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")] = True,
+    calibrate_on: Annotated[str | None, typer.Option(
+        "--calibrate-on", metavar="DATASET[:N]", help="cascade: choose the threshold on dev rows never scored: "
+        "the --dataset itself split by dev_test_split (N dev rows, default 30%), or another set's first N rows; "
+        "recorded in run.json")] = None,
+    target_accuracy: Annotated[float | None, typer.Option(
+        "--target-accuracy", help="with --calibrate-on: the cheapest threshold reaching this dev accuracy "
+        "(default: the lowest cost per success)")] = None,
 ) -> None:
     """Evaluate a pattern on a dataset (resumable), or --compare finished run directories."""
     try:
         with exit_codes():
             if compare:
-                _compare(targets or [])
+                _compare(targets or [], json_out)
                 return
+            if json_out is not None:
+                fail("--json writes --compare's comparisons: pass --compare too")
             _evaluate(
                 targets or [], dataset=dataset, limit=limit, concurrency=concurrency, out=out, resume=resume,
                 retry_errors=retry_errors, baselines=baselines, backend=backend, base_url=base_url, model=model,
                 samples=samples, seed=seed, options=option or [], answer_kind=answer_kind, fields=field or [],
                 prices=prices, max_failures=max_failures, trace_file=trace_file, progress=progress,
+                calibrate_on=calibrate_on, target_accuracy=target_accuracy,
             )
     except KeyboardInterrupt:
         fail("interrupted; finished examples are kept: rerun with --resume to continue", code=130)
@@ -125,23 +139,39 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
 
 
-def _compare(dirs: list[str]) -> None:
-    from agentkit.eval.report import compare
+def _compare(dirs: list[str], json_out: Path | None = None) -> None:
+    from agentkit.eval.comparison import write_comparisons
+    from agentkit.eval.report import compare, paired_comparisons
 
     if not dirs:
         raise ConfigError("--compare needs run directories: agentkit eval --compare DIR1 DIR2 ...")
-    typer.echo(compare(dirs), nl=False)
+    comparisons = paired_comparisons(dirs)
+    typer.echo(compare(dirs, comparisons), nl=False)
+    if json_out is not None:
+        try:
+            write_comparisons(json_out, comparisons)
+        except OSError as exc:
+            raise ConfigError(f"--json {json_out}: cannot write it ({exc.strerror or exc})") from None
+        typer.echo(f"{len(comparisons)} comparisons written to {json_out}", err=True)
 
 
 def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, concurrency: int, out: Path | None,
               resume: bool, retry_errors: bool, baselines: bool, backend: str, base_url: str | None,
               model: str | None, samples: int | None, seed: int | None, options: list[str],
               answer_kind: str | None, fields: list[str], prices: Path | None, max_failures: int,
-              trace_file: str | None, progress: bool) -> None:
+              trace_file: str | None, progress: bool, calibrate_on: str | None = None,
+              target_accuracy: float | None = None) -> None:
     from agentkit import tracing
     from agentkit.backends import make_backend
+    from agentkit.cli import _eval_baselines as plans
+    from agentkit.cli import _eval_calibrate
     from agentkit.eval.report import compare, write_report
-    from agentkit.eval.runner import check_out_dir, dataset_knobs, evaluate, select_dataset
+    from agentkit.eval.runner import (
+        check_out_dir,
+        dataset_knobs,
+        evaluate,
+        select_dataset,
+    )
     from agentkit.graphs import get_pattern
 
     if len(targets) != 1:
@@ -153,47 +183,66 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
         fail("missing --out DIR, the directory the results are written to")
     if retry_errors and not resume:
         fail("--retry-errors continues a run: pass --resume too")
+    if target_accuracy is not None and calibrate_on is None:
+        fail("--target-accuracy is --calibrate-on's objective: pass --calibrate-on too")
     pattern = targets[0]
     spec = get_pattern(pattern)
     data = select_dataset(dataset, limit=limit, answer_kind=answer_kind,  # type: ignore[arg-type]
                           field_map=_field_map(fields))
     knobs = pattern_knobs(spec, samples=samples, seed=seed, options=options)
+    dev = _eval_calibrate.plan(calibrate_on, spec, data, knobs, target_accuracy) if calibrate_on else None
+    if dev is not None:
+        data = dev.test  # the run scores only the rows calibration never saw
+        knobs.update(_eval_calibrate.stored_knobs(dev, out, resume=resume) or {})
+    knobs = plans.fill_knobs(spec, data, knobs)
     price_table = _prices(prices)
-    runs = [(pattern, out, spec.check_knobs({**dataset_knobs(spec, data), **knobs}))]
-    if baselines:
-        for name in BASELINES:
-            if name != pattern:
-                base = get_pattern(name)
-                base_knobs = pattern_knobs(base, samples=None, seed=seed if "seed" in knobs else None, options=[])
-                runs.append((name, _baseline_dir(out, name), base.check_knobs({**dataset_knobs(base, data),
-                                                                               **base_knobs})))
-    for name, run_dir, run_knobs in runs:  # fail on any of them before loading a model
-        check_out_dir(run_dir, {"pattern": name, "dataset": data.name, "answer_kind": data.answer_kind,
-                                "knobs": run_knobs, "field_map": data.field_map,
-                                "dataset_sha256": data.sha256}, resume=resume)
+    waiting = dev is not None and "threshold" not in knobs  # known once calibrated, after the model loads
+    main = plans.Planned(spec, out, None if waiting else spec.check_knobs({**dataset_knobs(spec, data), **knobs}),
+                         spec.name)
+    runs = [main, *(plans.plan(spec, data, out, knobs) if baselines else [])]
+    for run in runs:  # fail on any of them before loading a model
+        check_out_dir(run.out_dir, plans.identity(run, data), resume=resume)
 
     provider = tracing.configure(trace_file=trace_file) if trace_file else None
+    done: list[tuple[plans.Planned, Any]] = []
+    stopped = False
     try:
         engine = make_backend(backend, model=model, base_url=base_url)
-        outcomes = []
-        for name, run_dir, run_knobs in runs:
-            outcome = evaluate(name, data, engine, run_dir, knobs=run_knobs, concurrency=concurrency, resume=resume,
-                               retry_errors=retry_errors, max_consecutive_failures=max_failures,
+        for run in runs:
+            if run is main and dev is not None and waiting:
+                knobs.update(_eval_calibrate.calibrated_knobs(  # the tiers exactly as the run will build them
+                    dev, engine, {**dataset_knobs(spec, data), **knobs}, answer_kind=data.answer_kind,
+                    prices=price_table, out=out))
+                run = plans.Planned(spec, out, spec.check_knobs({**dataset_knobs(spec, data), **knobs}), spec.name)
+                typer.echo(f"calibrated threshold {knobs['threshold']:.4g} on {dev.how['dev_ids']} dev rows "
+                           f"({dev.how['objective']})", err=True)
+            elif run.knobs is None:  # sc: its K is the pattern's samples per example, known now
+                settled, note = plans.settle_sc(run, spec, knobs, out, data, resume=resume)
+                if settled is None:
+                    typer.echo(note, err=True)
+                    continue
+                run = settled
+            check_out_dir(run.out_dir, plans.identity(run, data), resume=resume)
+            outcome = evaluate(run.pattern, data, engine, run.out_dir, knobs=run.knobs, concurrency=concurrency,
+                               resume=resume, retry_errors=retry_errors, max_consecutive_failures=max_failures,
                                prices=price_table, progress=progress)
-            outcomes.append(outcome)
+            done.append((run, outcome))
             if outcome.stopped:
+                stopped = True
                 break  # the backend is gone: the baselines would only lose their examples too
     finally:
         if provider is not None:
             provider.shutdown()
-    main = outcomes[0]
-    if len(outcomes) > 1:
-        write_report(out, main.summary, name=pattern, baselines={o.pattern: o.summary for o in outcomes[1:]})
-    typer.echo(compare([str(o.out_dir) for o in outcomes]), nl=False)
-    for o in outcomes:
+    main_outcome = done[0][1]
+    if len(done) > 1:
+        comparisons = plans.write_comparison(out, pattern, done[1:], data)
+        write_report(out, main_outcome.summary, name=pattern, baselines={r.label: o.summary for r, o in done[1:]},
+                     comparisons=comparisons)
+    typer.echo(compare([str(o.out_dir) for _, o in done]), nl=False)
+    for _, o in done:
         typer.echo(f"{o.pattern}: {o.out_dir}/results.jsonl ({o.summary.n} examples, {o.finished} run now, "
                    f"{o.skipped} resumed)", err=True)
-    incomplete = [o for o in outcomes if o.lost]
-    if incomplete or len(outcomes) < len(runs):
-        first = incomplete[0] if incomplete else main
+    incomplete = [o for _, o in done if o.lost]
+    if incomplete or stopped:
+        first = incomplete[0] if incomplete else main_outcome
         fail(_report_lost(first), code=1)

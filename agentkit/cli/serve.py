@@ -28,7 +28,9 @@ def vllm(
     kv_cache_gib: Annotated[
         int, typer.Option("--kv-cache-gib", min=1, help="KV cache in GiB (VLLM_CPU_KVCACHE_SPACE)")
     ] = 1,
-    max_model_len: Annotated[int, typer.Option("--max-model-len", min=128)] = 2048,
+    max_model_len: Annotated[
+        int, typer.Option("--max-model-len", min=128, help="context length in tokens (SmolLM2 is trained to 8192)")
+    ] = 8192,
     timeout_s: Annotated[float, typer.Option("--timeout", help="seconds to wait for the server to answer")] = 900.0,
     detach: Annotated[
         bool, typer.Option("--detach", help="leave the server running; print its URL and PID, then exit")

@@ -4,6 +4,13 @@
 ``agentkit eval`` runs); the runner lives in ``agentkit.eval.runner``.
 """
 
+from agentkit.eval.comparison import (
+    Comparison,
+    compare_against_first,
+    compare_dirs,
+    load_comparisons,
+    write_comparisons,
+)
 from agentkit.eval.datasets import (
     DATASET_NAMES,
     DatasetError,
@@ -54,6 +61,7 @@ from agentkit.eval.scoring import grade
 __all__ = [
     "COST_UNIT",
     "DATASET_NAMES",
+    "Comparison",
     "DatasetError",
     "DatasetSpec",
     "EnergyTable",
@@ -71,6 +79,8 @@ __all__ = [
     "aevaluate",
     "answer_kind",
     "compare",
+    "compare_against_first",
+    "compare_dirs",
     "dataset_names",
     "dataset_spec",
     "dev_test_split",
@@ -79,6 +89,7 @@ __all__ = [
     "example_energy",
     "grade",
     "label_set",
+    "load_comparisons",
     "load_dataset",
     "load_summary",
     "plot_summaries",
@@ -89,5 +100,6 @@ __all__ = [
     "select_dataset",
     "summarize",
     "unregister_dataset",
+    "write_comparisons",
     "write_report",
 ]

@@ -11,7 +11,10 @@ letter through that row's own options (so a reordered file still maps right) and
 the question's "?" -- what LINC's semantic parser needs.
 
 Ids are stable across runs (resume depends on them): the source's own id where it has one
-(Logic-LM), else ``<set>-<split>-<0-based row index>``; judge candidates add the solution's source.
+(Logic-LM; FOLIO train's ``example_id``, as ``folio-ex<N>``), else ``<set>-<split>-<0-based row
+index>``; judge candidates add the solution's source. A row may carry its own ``id``: the shipped
+subsets (folio-clean, gsm8k-easy) do, so each row keeps the id it has in its full set and runs on a
+subset pair up with runs on the whole set.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ _OPTION_RE = re.compile(r"^\s*([A-Z])\)\s*(.*?)\s*$", re.DOTALL)
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+")
 _NUMBER_RE = re.compile(r"^-?\d+(?:\.\d+)?$")
 _WORD_LABELS = {"true": "True", "false": "False", "uncertain": "Uncertain", "unknown": "Uncertain"}
+_FOLIO_TRAIN_WORDS = {"Unknown": "Uncertain"}  # FOLIO v0.0 train's word for validation's Uncertain
 
 Parser = Callable[[Iterator[Row], str], Iterator[Example]]
 
@@ -55,16 +59,41 @@ def _split_sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_SPLIT_RE.split(text.strip()) if s]
 
 
+def _own_id(row: Mapping[str, Any], ctx: Ctx, default: str) -> str:
+    """A subset file's rows keep their full set's id in an ``id`` field; other rows get ``default``."""
+    if "id" not in row:
+        return default
+    value = row["id"]
+    if not isinstance(value, str) or not value:
+        raise ctx.bad("id", "expected a non-empty string id")
+    return value
+
+
+def _folio_id(row: Mapping[str, Any], ctx: Ctx, index: int) -> str:
+    """FOLIO v0.0 train rows carry FOLIO's own ``example_id``; validation rows have none."""
+    example_id = row.get("example_id")
+    if example_id is None:
+        return _own_id(row, ctx, f"folio-val-{index:04d}")
+    if not isinstance(example_id, int) or isinstance(example_id, bool):
+        raise ctx.bad("example_id", "expected an integer")
+    return _own_id(row, ctx, f"folio-ex{example_id}")
+
+
 def parse_folio(rows: Iterator[Row], src: str) -> Iterator[Example]:
+    """Validation and train alike: train spells Uncertain "Unknown" and has no conclusion-FOL (None here)."""
     for index, (line, row) in enumerate(rows):
         ctx = Ctx(src, line)
         premises = get_str_list(row, "premises", ctx)
         conclusion = get_str(row, "conclusion", ctx)
-        label = get(row, "label", ctx)
+        word = get(row, "label", ctx)
+        label = _FOLIO_TRAIN_WORDS.get(word, word) if isinstance(word, str) else None
         if label not in TFU:
-            raise unknown_label(ctx, "label", label, TFU)
+            raise unknown_label(ctx, "label", word, TFU | set(_FOLIO_TRAIN_WORDS))
+        conclusion_fol = row.get("conclusion-FOL")
+        if conclusion_fol is not None and not isinstance(conclusion_fol, str):
+            raise ctx.bad("conclusion-FOL", f"expected a string, got {type(conclusion_fol).__name__}")
         yield Example(
-            id=f"folio-val-{index:04d}",
+            id=_folio_id(row, ctx, index),
             fields={
                 "question": "Based on the above information, is the following statement true, false, "
                 f"or uncertain? {conclusion.strip()}",
@@ -72,7 +101,7 @@ def parse_folio(rows: Iterator[Row], src: str) -> Iterator[Example]:
                 "premises": premises,
                 "premises_fol": get_str_list(row, "premises-FOL", ctx),
                 "conclusion": conclusion,
-                "conclusion_fol": get_str(row, "conclusion-FOL", ctx),
+                "conclusion_fol": conclusion_fol,
             },
             label=label,
         )
@@ -137,7 +166,7 @@ def parse_gsm8k(rows: Iterator[Row], src: str) -> Iterator[Example]:
             raise ctx.bad("answer", "no final number after '#### '",
                           "GSM8K answers must end with '#### N'; correct the row or delete it")
         yield Example(
-            id=f"gsm8k-test-{index:04d}",
+            id=_own_id(row, ctx, f"gsm8k-test-{index:04d}"),
             fields={"question": get_str(row, "question", ctx), "solution": answer.rsplit("####", 1)[0].strip()},
             label=label,
         )

@@ -16,17 +16,22 @@ reads the specs, so adding a set is one ``register_dataset(DatasetSpec(...))`` c
 name                fields                                                                 label
 ==================  =====================================================================  ==========================
 folio               question, context, premises, premises_fol, conclusion, conclusion_fol  True / False / Uncertain
+                    (split "train": conclusion_fol is None; FOLIO train has none)
+folio-clean         as folio (182 of its validation rows, ids kept)                        True / False / Uncertain
 proofwriter         question, context, options, premises, conclusion                       True / False / Uncertain
+proofwriter-360     as proofwriter (360 of its rows, 120 per label)                        True / False / Uncertain
 prontoqa            question, context, options, premises, conclusion                       True / False
 logicaldeduction    question, context, options ("A) ...")                                  option letter A-G
 gsm8k               question, solution (reference reasoning)                                final number, no commas
+gsm8k-easy          as gsm8k (440 of its rows, ids kept)                                   final number, no commas
 gsm8k-judge         question, candidate, source, reference_solution, reference_answer,     correct / incorrect
                     question_index (the cluster key: a question's four candidates share it)
 math500             question, solution, subject, level, unique_id                          answer LaTeX (\\boxed{})
 ==================  =====================================================================  ==========================
 
 How each source file maps to these fields, and how ids are kept stable across runs (resume depends
-on them), is told in ``agentkit.eval._dataset_parsers``.
+on them), is told in ``agentkit.eval._dataset_parsers``. The subsets (folio-clean, proofwriter-360,
+gsm8k-easy) are files derived by ``bench/make_eval_subsets.py``; docs/FOL.md says how.
 """
 
 from __future__ import annotations
@@ -132,12 +137,18 @@ class DatasetSpec(BaseModel):
 
 
 _BUILTINS = (
-    DatasetSpec(name="folio", splits={"validation": "folio/folio-validation.jsonl"}, parser=_parsers.parse_folio,
-                answer_kind="label", labels=_parsers.TFU,
+    DatasetSpec(name="folio", splits={"validation": "folio/folio-validation.jsonl", "train": "folio/folio-train.jsonl"},
+                default_split="validation", parser=_parsers.parse_folio, answer_kind="label", labels=_parsers.TFU,
                 description="FOLIO validation: first-order logic stories, True/False/Uncertain"),
+    DatasetSpec(name="folio-clean", splits={"validation": "folio/folio-clean.jsonl"}, parser=_parsers.parse_folio,
+                answer_kind="label", labels=_parsers.TFU,
+                description="FOLIO validation, the 182 rows whose gold FOL reproduces the gold label (LINC's filter)"),
     DatasetSpec(name="proofwriter", splits={"dev": "logic-llm/ProofWriter/dev.json"},
                 parser=_parsers.logic_truth_parser(_parsers.TFU), answer_kind="label", labels=_parsers.TFU,
                 description="ProofWriter depth-5 (Logic-LM): rule reasoning, True/False/Uncertain"),
+    DatasetSpec(name="proofwriter-360", splits={"dev": "logic-llm/ProofWriter/dev-360.json"},
+                parser=_parsers.logic_truth_parser(_parsers.TFU), answer_kind="label", labels=_parsers.TFU,
+                description="ProofWriter depth-5, our seeded 120/120/120 label-balanced draw (seed 0)"),
     DatasetSpec(name="prontoqa", splits={"dev": "logic-llm/ProntoQA/dev.json"},
                 parser=_parsers.logic_truth_parser(_parsers.TF), answer_kind="label", labels=_parsers.TF,
                 description="ProntoQA 5-hop (Logic-LM): fictional ontologies, True/False"),
@@ -147,6 +158,8 @@ _BUILTINS = (
                 description="BIG-bench logical deduction (Logic-LM): ordering puzzles, option letter"),
     DatasetSpec(name="gsm8k", splits={"test": "gsm8k/test.jsonl"}, parser=_parsers.parse_gsm8k,
                 answer_kind="number", description="GSM8K test: grade-school maths word problems, a number"),
+    DatasetSpec(name="gsm8k-easy", splits={"test": "gsm8k/test-easy.jsonl"}, parser=_parsers.parse_gsm8k,
+                answer_kind="number", description="GSM8K test, the 440 problems solved in at most 2 calculation lines"),
     DatasetSpec(name="gsm8k-judge", splits={"test": "gsm8k/example_model_solutions.jsonl"},
                 parser=_parsers.parse_gsm8k_judge, answer_kind="label", labels=_parsers.JUDGE,
                 cluster_key=_parsers.JUDGE_QUESTION_KEY,

@@ -1,7 +1,9 @@
 """Per-example results in, one ``Summary`` out: the numbers ``agentkit eval`` reports.
 
 The metric set is the cascade survey's (cost per successful task, schema validity, p50/p95 latency,
-energy per request) plus accuracy with a bootstrap CI and balanced accuracy for judging. Figures only
+energy per request) plus accuracy and balanced accuracy with 95% CIs (``agentkit.eval.statistics``:
+Wilson, a cluster design effect where rows come in groups) and, for labelled sets, a confusion
+matrix. Figures only
 one pattern has (LINC's prover success rate, the cascade's tiers) come from that pattern's own
 ``summarize`` hook and sit under ``Summary.pattern_metrics``: the harness names no pattern.
 
@@ -11,7 +13,9 @@ Units and conventions (also stated in ``Summary.cost_unit`` so a summary.json is
 - **cost_per_success** is total cost / number of correct examples, and ``None`` when nothing is
   correct (JSON has no infinity, and "undefined" is the honest value).
 - **Errors count as wrong** in accuracy (an example that crashed did not succeed); latency
-  percentiles include errored examples (their time was spent).
+  percentiles include errored examples (their time was spent). In the confusion matrix an example
+  with no prediction, or one that ended in an error, is predicted ``"(none)"``, so the diagonal sums
+  to ``correct``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.errors import ConfigError
+from agentkit.eval.scoring import grade
+from agentkit.eval.statistics import accuracy_ci, balanced_accuracy_ci
 from agentkit.pricing import (
     COST_UNIT,
     EnergyTable,
@@ -37,10 +43,13 @@ from agentkit.pricing import (
     example_cost,
     example_energy,
 )
-from agentkit.vocab import error_at
+from agentkit.vocab import error_at, first_error
 
 __all__ = [
     "COST_UNIT",
+    "NO_PREDICTION",
+    "OFF_LABEL",
+    "SUMMARY_FILE",
     "EnergyTable",
     "ExampleResult",
     "ModelUsage",
@@ -50,11 +59,18 @@ __all__ = [
     "Usage",
     "example_cost",
     "example_energy",
+    "load_summary",
     "read_results",
     "summarize",
 ]
 
 _LOG = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+#: the confusion matrix's "predicted" key for an example with no prediction, or one that errored
+NO_PREDICTION = "(none)"
+#: ... and for a prediction that is none of the dataset's labels
+OFF_LABEL = "(other)"
 
 
 class ResultsError(ConfigError):
@@ -80,6 +96,8 @@ class ExampleResult(BaseModel):
     schema_valid: bool | None = None
     calls: int = Field(default=0, ge=0)
     extra: dict[str, Any] = Field(default_factory=dict)
+    cluster: str | None = Field(None, description="the example's group (the dataset's cluster_key value), "
+                                "so statistics resample groups, not rows")
 
     @property
     def succeeded(self) -> bool:
@@ -101,8 +119,17 @@ class Summary(BaseModel):
     n: int
     correct: int
     accuracy: float | None
-    accuracy_ci95: tuple[float, float] | None
+    accuracy_ci95: tuple[float, float] | None = Field(
+        description="95% Wilson score interval; with clusters, Wilson at the effective sample size n / deff, "
+                    "the design effect from a seeded cluster bootstrap (agentkit.eval.statistics.accuracy_ci)")
     balanced_accuracy: float | None = None
+    balanced_accuracy_ci95: tuple[float, float] | None = Field(
+        None, description="95% adjusted Wald interval of the mean per-class recall (Price & Bonett), "
+                          "cluster design effect as for accuracy_ci95")
+    n_clusters: int | None = Field(None, description="distinct clusters among the results; None: rows independent")
+    confusion: dict[str, dict[str, int]] | None = Field(
+        None, description=f"labelled sets: gold -> predicted -> count; {NO_PREDICTION!r}: no prediction or an error, "
+                          f"{OFF_LABEL!r}: not one of the labels")
     errors: int
     errors_by_type: dict[str, int] = Field(default_factory=dict)
     schema_validity: float | None = None
@@ -121,32 +148,40 @@ class Summary(BaseModel):
         default_factory=dict, description="the pattern's own figures, from its summarize hook (agentkit.pattern)")
 
 
-def _bootstrap_ci(successes: int, n: int, *, resamples: int, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap of a 0/1 mean.
-
-    Resampling n outcomes with replacement from a set with k successes yields Binomial(n, k/n)
-    successes, so drawing that directly IS the bootstrap, exactly, in O(resamples) memory instead of
-    O(n * resamples).
-    """
-    rng = np.random.default_rng(seed)
-    draws = rng.binomial(n, successes / n, size=resamples) / n
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def _balanced_accuracy(results: list[ExampleResult], classes: Collection[str] | None) -> float | None:
-    """Mean per-class recall: a judge that always says "correct" scores 0.5, not the base rate."""
+def _balanced_classes(results: list[ExampleResult], classes: Collection[str] | None) -> list[str] | None:
+    """The classes balanced accuracy averages over: those named (with rows), else a binary gold set."""
     present = sorted({r.label for r in results})
     if classes is None:
-        if len(present) != 2:  # binary label sets only, unless the caller names the classes
-            return None
-        classes = present
+        return present if len(present) == 2 else None  # binary label sets only, unless the caller names them
+    chosen = [c for c in classes if c in present]
+    return chosen or None
+
+
+def _balanced_accuracy(results: list[ExampleResult], classes: list[str] | None) -> float | None:
+    """Mean per-class recall: a judge that always says "correct" scores 0.5, not the base rate."""
+    if classes is None:
+        return None
     recalls = []
     for cls in classes:
         members = [r for r in results if r.label == cls]
-        if members:
-            recalls.append(sum(r.succeeded for r in members) / len(members))
-    return sum(recalls) / len(recalls) if recalls else None
+        recalls.append(sum(r.succeeded for r in members) / len(members))
+    return sum(recalls) / len(recalls)
+
+
+def _predicted(result: ExampleResult, labels: Collection[str]) -> str:
+    """The label the prediction grades as (so "true" and "True" share a column), else OFF_LABEL."""
+    if result.prediction is None or result.failed_with_error:
+        return NO_PREDICTION
+    if result.succeeded:
+        return result.label
+    return next((lab for lab in sorted(labels) if grade(result.prediction, lab, "label", labels)), OFF_LABEL)
+
+
+def _confusion(results: list[ExampleResult], labels: Collection[str]) -> dict[str, dict[str, int]]:
+    table: dict[str, Counter[str]] = {}
+    for r in results:
+        table.setdefault(r.label, Counter())[_predicted(r, labels)] += 1
+    return {gold: dict(sorted(row.items())) for gold, row in sorted(table.items())}
 
 
 def _mean_or_none(values: list[float]) -> float | None:
@@ -159,16 +194,24 @@ def summarize(
     *,
     energy: EnergyTable | None = None,
     classes: Collection[str] | None = None,
+    labels: Collection[str] | None = None,
     seed: int = 0,
     resamples: int = 2000,
 ) -> Summary:
     """Aggregate results into a Summary.
 
     ``classes`` turns on balanced accuracy for a multi-class label set (e.g. True/False/Uncertain);
-    without it balanced accuracy is reported only when the gold labels are binary. The bootstrap is
-    seeded so a summary is reproducible byte for byte.
+    without it balanced accuracy is reported only when the gold labels are binary. ``labels`` (the
+    dataset's label set) turns on the confusion matrix. Results with a ``cluster`` are resampled by
+    cluster; the bootstraps are seeded so a summary is reproducible byte for byte.
     """
     items = list(results.values()) if isinstance(results, Mapping) else list(results)
+    outcomes = [r.succeeded for r in items]
+    clusters: Sequence[str | None] | None = [r.cluster for r in items]
+    if all(c is None for c in clusters):
+        clusters = None
+    balanced = _balanced_classes(items, classes)
+    boot = {"resamples": resamples, "seed": seed}
     prices = prices or Prices()
     energy = energy or EnergyTable()
     n = len(items)
@@ -183,8 +226,13 @@ def summarize(
         n=n,
         correct=correct,
         accuracy=correct / n if n else None,
-        accuracy_ci95=_bootstrap_ci(correct, n, resamples=resamples, seed=seed) if n else None,
-        balanced_accuracy=_balanced_accuracy(items, classes),
+        accuracy_ci95=accuracy_ci(outcomes, clusters, **boot),
+        balanced_accuracy=_balanced_accuracy(items, balanced),
+        balanced_accuracy_ci95=None if balanced is None else balanced_accuracy_ci(
+            [r.label for r in items], outcomes, balanced, clusters, **boot),
+        n_clusters=None if clusters is None else len({c if c is not None else ("row", r.id)
+                                                      for c, r in zip(clusters, items, strict=True)}),
+        confusion=None if labels is None else _confusion(items, labels),
         errors=sum(error_types.values()),
         errors_by_type=dict(sorted(error_types.items())),
         schema_validity=_mean_or_none(schema_known),
@@ -236,3 +284,15 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, ExampleResult]:
         results.pop(record.id, None)  # re-insert so dict order follows the latest write
         results[record.id] = record
     return results
+
+
+def load_summary(path: str | os.PathLike[str]) -> Summary:
+    """Read a run's summary.json (pass the run directory or the file itself)."""
+    p = Path(path)
+    file = p / SUMMARY_FILE if p.is_dir() else p
+    if not file.is_file():
+        raise ConfigError(f"{file}: no summary.json; is {p} an `agentkit eval --out` directory?")
+    try:
+        return Summary.model_validate_json(file.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: not a valid summary ({first_error(exc)}); rerun the evaluation") from None

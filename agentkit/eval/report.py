@@ -1,7 +1,9 @@
 """Turn summaries into the files a person reads: summary.json, report.md, report.png.
 
 The plot puts every run on one accuracy-vs-cost plane (the trade-off the cascade survey is about),
-with bootstrap CI bars so a 2-point gap on 200 examples is not mistaken for a win. matplotlib is
+with Wilson CI bars so a 2-point gap on 200 examples is not mistaken for a win; the paired
+comparisons (difference, bootstrap CI, exact McNemar p, Holm-adjusted) say which gaps hold up on the
+same examples. matplotlib is
 imported lazily and drawn through its Agg canvas directly, so importing agentkit.eval neither needs
 a display nor changes the process-wide pyplot backend.
 """
@@ -14,15 +16,22 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agentkit.errors import ConfigError
-from agentkit.eval.metrics import COST_UNIT, Summary
-from agentkit.vocab import first_error
+from agentkit.eval.comparison import RESULTS_FILE, compare_against_first, run_label
+from agentkit.eval.metrics import (
+    COST_UNIT,
+    NO_PREDICTION,
+    OFF_LABEL,
+    SUMMARY_FILE,
+    Summary,
+    load_summary,
+)
+from agentkit.eval.statistics import Comparison, with_holm
 
-__all__ = ["ReportFiles", "compare", "load_summary", "plot_summaries", "render_markdown", "write_report"]
-
-SUMMARY_FILE = "summary.json"
+__all__ = ["ReportFiles", "compare", "load_summary", "paired_comparisons", "plot_summaries", "render_markdown",
+           "write_report"]
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
 
@@ -36,7 +45,7 @@ class ReportFiles(BaseModel):
 # --------------------------------------------------------------------------- formatting
 
 
-def _num(value: float | int | None, digits: int = 3) -> str:
+def _num(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "–"
     if isinstance(value, int):
@@ -48,11 +57,14 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _interval(ci: tuple[float, float] | None) -> str:
+    return "–" if ci is None else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
+
+
 def _ci(summary: Summary) -> str:
-    if summary.accuracy_ci95 is None:
-        return "–"
-    lo, hi = summary.accuracy_ci95
-    return f"{100 * lo:.1f}–{100 * hi:.1f}%"
+    text = _interval(summary.accuracy_ci95)
+    return text if summary.n_clusters is None or summary.accuracy_ci95 is None else (
+        f"{text} ({summary.n_clusters} clusters)")
 
 
 def _errors(summary: Summary) -> str:
@@ -72,8 +84,9 @@ _ROWS: list[tuple[str, Callable[[Summary], str]]] = [
     ("dataset", lambda s: s.dataset or "–"),
     ("examples (n)", lambda s: str(s.n)),
     ("accuracy", lambda s: _pct(s.accuracy)),
-    ("accuracy 95% CI (bootstrap)", _ci),
+    ("accuracy 95% CI (Wilson)", _ci),
     ("balanced accuracy", lambda s: _pct(s.balanced_accuracy)),
+    ("balanced accuracy 95% CI (adjusted Wald)", lambda s: _interval(s.balanced_accuracy_ci95)),
     ("errors", _errors),
     ("schema validity", lambda s: _pct(s.schema_validity)),
     ("latency p50 (s)", lambda s: _num(s.latency_p50_s, 2)),
@@ -107,8 +120,9 @@ def _rows(summaries: Sequence[Summary]) -> list[tuple[str, Callable[[Summary], s
 _COMPARE_COLUMNS: list[tuple[str, Callable[[Summary], str]]] = [
     ("n", lambda s: str(s.n)),
     ("accuracy", lambda s: _pct(s.accuracy)),
-    ("95% CI", _ci),
+    ("95% CI (Wilson)", _ci),
     ("bal. acc.", lambda s: _pct(s.balanced_accuracy)),
+    ("bal. acc. 95% CI", lambda s: _interval(s.balanced_accuracy_ci95)),
     ("errors", lambda s: str(s.errors)),
     ("schema valid", lambda s: _pct(s.schema_validity)),
     ("p50 s", lambda s: _num(s.latency_p50_s, 2)),
@@ -140,9 +154,67 @@ def _unit_note(summaries: Sequence[Summary]) -> str:
         sorted(units)) + "."
 
 
+_CI_NOTE = ("Accuracy CIs are Wilson score intervals; with clusters, at the effective sample size from a "
+            "cluster-bootstrap design effect. Balanced-accuracy CIs are adjusted Wald intervals (Price & Bonett).")
+
+
+def _confusion(summary: Summary) -> str:
+    """Gold labels as rows, predicted labels as columns; the diagonal sums to the correct count."""
+    assert summary.confusion is not None
+    golds = list(summary.confusion)
+    seen = {p for row in summary.confusion.values() for p in row}
+    tail = [p for p in (OFF_LABEL, NO_PREDICTION) if p in seen]
+    predicted = [*golds, *sorted(seen - set(golds) - set(tail)), *tail]
+    rows = [[gold, *(str(summary.confusion[gold].get(p, 0)) for p in predicted)] for gold in golds]
+    return _table(["gold / predicted", *predicted], rows)
+
+
+def _confusions(runs: Mapping[str, Summary]) -> list[str]:
+    parts: list[str] = []
+    for name, s in runs.items():
+        if s.confusion:
+            parts += ["", f"## Confusion matrix: {name}" if len(runs) > 1 else "## Confusion matrix", "",
+                      _confusion(s)]
+    if parts:
+        parts += ["", (f"Rows are gold labels, columns predictions; {NO_PREDICTION} is no prediction or an error, "
+                       f"{OFF_LABEL} an answer outside the label set.")]
+    return parts
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def _signed_interval(ci: tuple[float, float] | None) -> str:
+    return "–" if ci is None else f"{100 * ci[0]:+.1f} to {100 * ci[1]:+.1f} pts"
+
+
+def _comparisons(comparisons: Sequence[Comparison]) -> list[str]:
+    """The paired table, Holm-corrected across exactly the rows shown."""
+    if not comparisons:
+        return []
+    shown = with_holm(comparisons)
+    rows = [[c.a, c.b, str(c.n_paired), "–" if c.diff is None else f"{100 * c.diff:+.1f} pts",
+             _signed_interval(c.diff_ci95), _p(c.mcnemar_p), _p(c.holm_p), "yes" if c.clustered else "no"]
+            for c in shown]
+    tests = sum(c.mcnemar_p is not None for c in shown)
+    holm_note = (f"a Holm correction was applied across the {tests} McNemar test{'s' if tests != 1 else ''} shown "
+                 "(Holm p)" if tests else "with no McNemar test shown there was nothing to Holm-correct")
+    note = ("Differences are accuracy of a minus b on the examples both runs finished, with a 95% paired "
+            "bootstrap CI (clusters resampled when clustered). p is the exact two-sided McNemar test; "
+            f"{holm_note}. Clustered comparisons get no McNemar test (their pairs are not independent).")
+    return ["", "## Paired comparisons", "",
+            _table(["a", "b", "paired n", "diff (a - b)", "95% CI (paired bootstrap)", "McNemar p", "Holm p",
+                    "clustered"], rows), "", note]
+
+
 def render_markdown(summary: Summary, *, name: str | None = None,
-                    baselines: Mapping[str, Summary] | None = None) -> str:
-    """The report.md text: one run's metrics, then the run against its baselines when given."""
+                    baselines: Mapping[str, Summary] | None = None,
+                    comparisons: Sequence[Comparison] | None = None) -> str:
+    """The report.md text: one run's metrics, the run against its baselines and the paired comparisons
+    when given, and each labelled run's confusion matrix."""
     title = name or _run_name(summary)
     parts = [f"# agentkit eval: {title}" + (f" on {summary.dataset}" if summary.dataset else ""), ""]
     parts.append(_table(["metric", "value"], [[label, fmt(summary)] for label, fmt in _rows([summary])]))
@@ -153,9 +225,12 @@ def render_markdown(summary: Summary, *, name: str | None = None,
         parts.append(_table(header, [[run, *(fmt(s) for _, fmt in _COMPARE_COLUMNS)] for run, s in runs.items()]))
         parts += ["", _unit_note(list(runs.values()))]
     else:
+        runs = {title: summary}
         parts += ["", _unit_note([summary])]
-    parts += ["", "Errors count as wrong answers; cost per success is empty when nothing was correct.", ""]
-    return "\n".join(parts)
+    parts += ["", _CI_NOTE, "Errors count as wrong answers; cost per success is empty when nothing was correct."]
+    parts += _comparisons(comparisons or [])
+    parts += _confusions(runs)
+    return "\n".join([*parts, ""])
 
 
 # --------------------------------------------------------------------------- plot
@@ -218,41 +293,63 @@ def write_report(
     *,
     name: str | None = None,
     baselines: Mapping[str, Summary] | None = None,
+    comparisons: Sequence[Comparison] | None = None,
 ) -> ReportFiles:
-    """Write DIR/summary.json, DIR/report.md and DIR/report.png for one run (and its baselines)."""
+    """Write DIR/summary.json, DIR/report.md and DIR/report.png for one run (and its baselines and
+    paired comparisons: write those to JSON with ``agentkit.eval.comparison.write_comparisons``)."""
     out = Path(out_dir)
     files = ReportFiles(summary_json=out / SUMMARY_FILE, report_md=out / REPORT_MD, report_png=out / REPORT_PNG)
     _atomic_write(files.summary_json, lambda fh: fh.write(summary.model_dump_json(indent=2) + "\n"))
-    _atomic_write(files.report_md, lambda fh: fh.write(render_markdown(summary, name=name, baselines=baselines)))
+    _atomic_write(files.report_md, lambda fh: fh.write(render_markdown(summary, name=name, baselines=baselines,
+                                                                          comparisons=comparisons)))
     title = name or _run_name(summary)
     plot_summaries({title: summary, **(baselines or {})}, files.report_png,
                    title=f"{title} on {summary.dataset}" if summary.dataset else title)
     return files
 
 
-def load_summary(path: str | os.PathLike[str]) -> Summary:
-    """Read a run's summary.json (pass the run directory or the file itself)."""
-    p = Path(path)
-    file = p / SUMMARY_FILE if p.is_dir() else p
-    if not file.is_file():
-        raise ConfigError(f"{file}: no summary.json; is {p} an `agentkit eval --out` directory?")
-    try:
-        return Summary.model_validate_json(file.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        raise ConfigError(f"{file}: not a valid summary ({first_error(exc)}); rerun the evaluation") from None
-
-
-def compare(dirs: Sequence[str | os.PathLike[str]]) -> str:
-    """Markdown side by side of several runs (metrics as rows, runs as columns), for `eval --compare`."""
-    if not dirs:
-        raise ConfigError("compare needs at least one run directory")
-    summaries = [load_summary(d) for d in dirs]
+def _names(dirs: Sequence[str | os.PathLike[str]], summaries: Sequence[Summary]) -> list[str]:
     names: list[str] = []
     for d, s in zip(dirs, summaries, strict=True):
-        base = Path(d).name or str(d)
-        label = f"{s.pattern} ({base})" if s.pattern and s.pattern != base else base
+        label = run_label(d, s.pattern)
         while label in names:  # two runs of one pattern: keep columns distinguishable
             label = f"{label} [{len(names) + 1}]"
         names.append(label)
+    return names
+
+
+def _unpaired(dirs: Sequence[str | os.PathLike[str]]) -> list[int]:
+    return [i for i, d in enumerate(dirs) if not (Path(d) / RESULTS_FILE).is_file()]
+
+
+def paired_comparisons(dirs: Sequence[str | os.PathLike[str]]) -> list[Comparison]:
+    """What `eval --compare` pairs: the first run against each other one, named as in ``compare``'s
+    columns, Holm-corrected; runs without a results.jsonl (a summary alone) are left out."""
+    if len(dirs) < 2:
+        return []
+    names = _names(dirs, [load_summary(d) for d in dirs])
+    skip = set(_unpaired(dirs))
+    if 0 in skip:
+        return []  # every comparison is against the first run
+    keep = [i for i in range(len(dirs)) if i not in skip]
+    return compare_against_first([dirs[i] for i in keep], names=[names[i] for i in keep]) if len(keep) > 1 else []
+
+
+def compare(dirs: Sequence[str | os.PathLike[str]], comparisons: Sequence[Comparison] | None = None) -> str:
+    """Markdown side by side of several runs (metrics as rows, runs as columns), for `eval --compare`,
+    then the paired comparisons of each run against the first and each labelled run's confusion matrix.
+
+    ``comparisons`` defaults to ``paired_comparisons(dirs)``.
+    """
+    if not dirs:
+        raise ConfigError("compare needs at least one run directory")
+    summaries = [load_summary(d) for d in dirs]
+    names = _names(dirs, summaries)
+    if comparisons is None:
+        comparisons = paired_comparisons(dirs)
     table = _table(["metric", *names], [[label, *(fmt(s) for s in summaries)] for label, fmt in _rows(summaries)])
-    return "\n".join([table, "", _unit_note(summaries), ""])
+    unpaired = [names[i] for i in _unpaired(dirs)]
+    note = [f"No paired comparison for {', '.join(unpaired)}: no {RESULTS_FILE}."] if unpaired and len(dirs) > 1 else []
+    parts = [table, "", _unit_note(summaries), "", _CI_NOTE, *note, *_comparisons(comparisons),
+             *_confusions(dict(zip(names, summaries, strict=True)))]
+    return "\n".join([*parts, ""])

@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agentkit import stats
 from agentkit.backends.base import Backend
-from agentkit.errors import BackendUnavailable, ConfigError, SchemaViolation, TransientBackendError
+from agentkit.errors import BackendUnavailable, ConfigError, NoValidSample, SchemaViolation, TransientBackendError
 from agentkit.eval._dataset_select import EvalDataset, select_dataset
 from agentkit.eval._progress import EvalProgress
 from agentkit.eval._resultlog import RESULTS_FILE, ResultLog
@@ -180,7 +180,8 @@ def dataset_knobs(pattern: Pattern, data: EvalDataset) -> dict[str, Any]:
 
 
 class EvalOutcome(BaseModel):
-    """What one call did; ``summary`` covers every finished example in the directory."""
+    """What one call did; ``summary`` covers the examples this call selected that are finished (by
+    this call or an earlier one), never other results the directory holds."""
 
     out_dir: Path
     pattern: str
@@ -227,6 +228,7 @@ class _Run:
         self.stopped: str | None = None
         self.fatal: BaseException | None = None
         self._warned: set[str] = set()
+        self.clusters = _cluster_map(data)
 
     async def run(self, todo: Sequence[Example]) -> None:
         pending = iter(todo)
@@ -256,6 +258,8 @@ class _Run:
                 self._stop(f"{self.consecutive_lost} examples in a row failed on the backend; last: {outcome.reason}")
             return
         self.consecutive_lost = 0
+        if outcome.cluster is None and outcome.id in self.clusters:
+            outcome = outcome.model_copy(update={"cluster": self.clusters[outcome.id]})
         self.log.append(outcome)  # fsync'd before the example counts as finished
         self.written.add(outcome.id)
         self.progress.update(outcome)
@@ -274,7 +278,11 @@ class _Run:
             try:
                 assert self.pattern.input_from is not None and self.pattern.prediction is not None
                 output = await self.graph.ainvoke(self.pattern.input_from(example))
-                prediction = self.pattern.prediction(output)
+                try:
+                    prediction = self.pattern.prediction(output)
+                except NoValidSample as exc:  # no answer, scored wrong; its extras still count
+                    error = exc
+                    self._warn_once(example.id, exc)
                 if self.pattern.extras is not None:
                     extra = self.pattern.extras(output)
             except BackendUnavailable as exc:
@@ -314,10 +322,29 @@ class _Run:
             _LOG.debug("traceback of example %s", example_id, exc_info=exc)
 
 
-def _summary(pattern: Pattern, data: EvalDataset, results: Mapping[str, ExampleResult],
+def _cluster_map(data: EvalDataset) -> dict[str, str]:
+    """id -> the example's cluster (its ``cluster_key`` field), recorded in each result line."""
+    clusters = data.clusters()
+    return {} if clusters is None else {e.id: c for e, c in zip(data.examples, clusters, strict=True)}
+
+
+def _selected(data: EvalDataset, finished: Mapping[str, ExampleResult]) -> list[ExampleResult]:
+    """The finished results of exactly the examples selected now (a --resume --limit N summarises N,
+    not everything the directory holds), in dataset order, each with its cluster filled in (lines
+    written before results carried one have none)."""
+    clusters = _cluster_map(data)
+    picked = [finished[e.id] for e in data.examples if e.id in finished]
+    return [r if r.cluster is not None or r.id not in clusters else r.model_copy(update={"cluster": clusters[r.id]})
+            for r in picked]
+
+
+def _summary(pattern: Pattern, data: EvalDataset, finished: Mapping[str, ExampleResult],
              prices: Prices | None) -> Summary:
-    summary = summarize(results, prices, classes=data.labels if data.labels and len(data.labels) > 2 else None)
-    own = dict(pattern.summarize(list(results.values()))) if pattern.summarize is not None else {}
+    results = _selected(data, finished)
+    labelled = data.answer_kind == "label" and bool(data.labels)
+    summary = summarize(results, prices, classes=data.labels if data.labels and len(data.labels) > 2 else None,
+                        labels=data.labels if labelled else None)
+    own = dict(pattern.summarize(results)) if pattern.summarize is not None else {}
     return summary.model_copy(update={"pattern": pattern.name, "dataset": _summary_name(data),
                                       "pattern_metrics": _jsonable(own)})
 

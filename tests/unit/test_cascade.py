@@ -7,15 +7,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from agentkit.graphs import cascade, get_pattern, mccot
+from agentkit.graphs.cascade import Tier
+from agentkit.verifiers import verifier
+from agentkit.verifiers.base import Verdict
 from pydantic import BaseModel, Field
 
 from agentkit import Agent, Sampling
 from agentkit.errors import BackendUnavailable, ConfigError
 from agentkit.eval import Example, Prices
-from agentkit.graphs import cascade, get_pattern, mccot
-from agentkit.graphs.cascade import Tier
-from agentkit.verifiers import verifier
-from agentkit.verifiers.base import Verdict
 from tests.helpers import Flaky, Recording
 
 QUESTION = "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there in total?"
@@ -50,8 +50,10 @@ def test_confident_small_tier_answers_and_the_large_tier_never_runs(replay) -> N
     assert attempt.confidence == attempt.output["agreement"]  # MC-CoT's agreement is the confidence
     assert attempt.usage.output_tokens == run.usage.output_tokens > 0  # tier usage reaches the run's stats
     assert run.calls == 1 and attempt.models == ["SmolLM2-135M-Instruct.Q4_1"]  # the model that generated
-    assert out.cost == attempt.cost == pytest.approx(
-        (attempt.usage.input_tokens + attempt.usage.output_tokens) / 1000 * 0.135)  # SmolLM2-135M's default price
+    u = attempt.usage
+    assert u.cached_tokens > 0  # llama.cpp's later samples reuse the prompt's KV cache
+    assert out.cost == attempt.cost == pytest.approx(  # SmolLM2-135M's default price; cached input at a tenth
+        (u.input_tokens + 0.1 * u.cached_tokens + u.output_tokens) / 1000 * 0.135)
 
 
 def test_low_confidence_escalates_and_the_last_tier_answers_even_when_unconfident(replay) -> None:
@@ -166,7 +168,7 @@ def test_large_tier_behind_an_openai_compatible_endpoint(replay) -> None:
     _, large = out.attempts
     assert large.tier == "large" and large.models == ["qwen3-8b"] and out.answer == "12"
     assert large.confidence == 1.0 and out.confident is False  # 3/3 agree, still under 1.01
-    per_1k = (large.usage.input_tokens + large.usage.output_tokens) / 1000
+    per_1k = (large.usage.input_tokens + 0.1 * large.usage.cached_tokens + large.usage.output_tokens) / 1000
     assert large.cost == pytest.approx(per_1k * 8.0)  # priced as an 8B model
 
 
@@ -233,7 +235,8 @@ def test_prices_can_be_real_money(replay) -> None:
     prices = Prices(per_model={"135m": (0.5, 2.0)}, unit="USD per 1k tokens")
     out, _ = _run(tiers, threshold=0.0, prices=prices)
     usage = out.attempts[0].usage
-    assert out.cost == pytest.approx(usage.input_tokens / 1000 * 0.5 + usage.output_tokens / 1000 * 2.0)
+    assert out.cost == pytest.approx((usage.input_tokens + 0.1 * usage.cached_tokens) / 1000 * 0.5
+                                     + usage.output_tokens / 1000 * 2.0)
 
 
 def test_a_configuration_error_inside_a_tier_is_raised_not_escalated(replay) -> None:

@@ -17,6 +17,7 @@ from tests.unit.test_eval_runner import CASSETTE, DiesAfter
 runner = CliRunner()
 
 MCCOT_ARGS = ["--samples", "2", "--seed", "7", "-o", "max_tokens=160"]  # as the cassette was recorded
+BASELINES_CASSETTE = "cli_baselines_gsm8k"  # eval_gsm8k's requests plus sc's, recorded from the real SmolLM2
 
 
 def cli(*args: str):
@@ -25,18 +26,28 @@ def cli(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.fixture
-def backend(replay, monkeypatch: pytest.MonkeyPatch):
-    """make_backend -> the replay cassette; records what the CLI asked for."""
-    made: list[Recording] = []
+def _patch_backend(monkeypatch: pytest.MonkeyPatch, new) -> list:
+    """make_backend -> ``new()``; returns the backends the CLI asked for, in order."""
+    made: list = []
 
     def make(kind: str = "llamacpp", *, model=None, base_url=None):
         assert kind == "llamacpp" and model is None and base_url is None
-        made.append(Recording(replay(CASSETTE)))
+        made.append(new())
         return made[-1]
 
     monkeypatch.setattr("agentkit.backends.make_backend", make)
     return made
+
+
+@pytest.fixture
+def backend(replay, monkeypatch: pytest.MonkeyPatch):
+    """make_backend -> the replay cassette; records what the CLI asked for."""
+    return _patch_backend(monkeypatch, lambda: Recording(replay(CASSETTE)))
+
+
+@pytest.fixture
+def baselines_backend(replay, monkeypatch: pytest.MonkeyPatch):
+    return _patch_backend(monkeypatch, lambda: Recording(replay(BASELINES_CASSETTE)))
 
 
 @pytest.fixture
@@ -55,13 +66,18 @@ def _one_line_error(result, code: int = 2) -> str:
     return result.stderr
 
 
-def test_eval_with_baselines_writes_reports_side_by_side(backend, tmp_path: Path) -> None:
+def test_eval_with_baselines_writes_reports_side_by_side(baselines_backend, tmp_path: Path) -> None:
+    backend = baselines_backend
     out = tmp_path / "run"
     r = cli("eval", "mccot", "--dataset", "gsm8k", "--limit", "2", *MCCOT_ARGS, "--baselines",
             "--out", out, "--no-progress")
     assert r.exit_code == 0, r.output
-    assert len(backend) == 1 and len(backend[0].requests) == 6  # 2 examples x (mccot + direct + cot), one each
-    for run_dir, pattern in ((out, "mccot"), (out / "baseline-direct", "direct"), (out / "baseline-cot", "cot")):
+    # 2 examples x (mccot + direct + cot + sc), one request each; gsm8k has no labels: no majority-label
+    assert len(backend) == 1 and len(backend[0].requests) == 8
+    assert not (out / "baseline-majority-label").exists()
+    runs = ((out, "mccot"), (out / "baseline-direct", "direct"), (out / "baseline-cot", "cot"),
+            (out / "baseline-sc", "sc"))
+    for run_dir, pattern in runs:
         for name in ("results.jsonl", "summary.json", "report.md", "report.png", "run.json"):
             assert (run_dir / name).is_file(), run_dir / name
         summary = load_summary(run_dir)
@@ -70,11 +86,23 @@ def test_eval_with_baselines_writes_reports_side_by_side(backend, tmp_path: Path
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["knobs"] == {"answer_kind": "number", "k": 2, "seed": 7, "max_tokens": 160}
     assert json.loads((out / "baseline-cot" / "run.json").read_text())["knobs"] == {"answer_kind": "number", "seed": 7}
+    # sc: K = mccot's samples per example (2), mccot's temperature (0.8), in ONE request of n=2 per example
+    sc_knobs = json.loads((out / "baseline-sc" / "run.json").read_text())["knobs"]
+    assert sc_knobs == {"answer_kind": "number", "seed": 7, "k": 2, "temperature": 0.8, "budget": {
+        "pattern": "mccot", "rule": "ceil(mean samples per example)", "mean_samples": 2.0, "examples": 2}}
+    sc_requests = [q for q in backend[0].requests if "reasoning" in q.constraint.value["properties"] and q.n == 2]
+    assert len(sc_requests) == 2 and all(q.sampling.temperature == 0.8 for q in sc_requests)
+    comparisons = json.loads((out / "comparison.json").read_text())
+    assert [(c["a"], c["b"]) for c in comparisons] == [
+        ("mccot", "direct"), ("mccot", "cot"), ("mccot", "sc (K=2: ceil of 2 samples/example of mccot)")]
+    for c in comparisons:
+        assert {"a", "b", "n_paired", "diff", "diff_ci95", "mcnemar_p"} <= set(c) and c["n_paired"] == 2
     md = (out / "report.md").read_text()
-    assert "## Pattern vs baselines" in md
-    for name in ("mccot", "direct", "cot"):
+    assert "## Pattern vs baselines" in md and "## Paired comparisons" in md
+    for name in ("mccot", "direct", "cot", "sc (K=2: ceil of 2 samples/example of mccot)"):
         assert any(line.startswith(f"| {name} |") for line in md.splitlines()), name
-    assert "| metric | mccot (run) | direct (baseline-direct) | cot (baseline-cot) |" in r.stdout
+    assert ("| metric | mccot (run) | direct (baseline-direct) | cot (baseline-cot) | sc (baseline-sc) |"
+            in r.stdout)
 
     cmp = cli("eval", "--compare", out, out / "baseline-direct")
     assert cmp.exit_code == 0, cmp.output
@@ -167,3 +195,153 @@ def test_bad_price_table(no_backend, tmp_path: Path) -> None:
     prices.write_text('{"per_model": {"135m": "cheap"}}')
     err = _one_line_error(cli("eval", "direct", "--dataset", "gsm8k", "--out", tmp_path / "o", "--prices", prices))
     assert "--prices" in err and "per_model.135m" in err
+
+
+# -- baselines on labelled sets, cascade tiers, --calibrate-on (a scripted fake: the routing is known) --
+
+
+@pytest.fixture
+def yes_no(tmp_path: Path):
+    """A labelled named set with a test split only: majority-label must come from its rows (oracle)."""
+    from agentkit.eval import DatasetSpec, register_dataset, unregister_dataset
+    from agentkit.vocab import Example
+
+    def parse(rows, src):
+        for _, row in rows:
+            yield Example(id=row["id"], fields={"question": row["q"]}, label=row["label"])
+
+    path = tmp_path / "yes-no.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "q": f"Is {i} even?", "label": "yes" if i % 2 == 0 else "no"})
+                            + "\n" for i in range(5)))
+    register_dataset(DatasetSpec(name="toy-yes-no", splits={"test": str(path)}, parser=parse, answer_kind="label",
+                                 labels=frozenset({"yes", "no"}), description="toy"))
+    yield "toy-yes-no"
+    unregister_dataset("toy-yes-no")
+
+
+def test_labelled_sets_get_majority_label_marked_oracle(yes_no, monkeypatch, tmp_path: Path) -> None:
+    from tests.unit.fake_answers import FakeAnswers
+
+    made = _patch_backend(monkeypatch, lambda: FakeAnswers(["yes", "no", "yes"]))
+    out = tmp_path / "run"
+    r = cli("eval", "mccot", "--dataset", yes_no, "--samples", "3", "--baselines", "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output
+    knobs = json.loads((out / "baseline-majority-label" / "run.json").read_text())["knobs"]
+    assert knobs == {"label": "yes", "source": "oracle", "labels": ["no", "yes"]}  # 3 of the 5 rows say yes
+    assert load_summary(out / "baseline-majority-label").accuracy == pytest.approx(3 / 5)
+    assert not any("majority" in str(q.messages) for q in made[0].requests)  # it never called the model
+    comparisons = json.loads((out / "comparison.json").read_text())
+    assert [c["b"] for c in comparisons] == ["direct", "cot", "sc (K=3: ceil of 3 samples/example of mccot)",
+                                             "majority-label (oracle)"]
+    assert "| majority-label (oracle) |" in (out / "report.md").read_text()
+
+
+def _toy_numbers(tmp_path: Path, n: int = 6) -> Path:
+    path = tmp_path / "numbers.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"question {i}: what is {i} + {i}?",
+                                        "label": str(2 * i)}) + "\n" for i in range(n)))
+    return path
+
+
+def _doubling(question: str, i: int) -> str:
+    """Right on even-numbered questions; on odd ones the first two samples disagree (low agreement)."""
+    n = int(question.split("question ")[1].split(":")[0])
+    return str(2 * n) if n % 2 == 0 or i >= 2 else str(i)
+
+
+def test_cascade_baselines_also_run_each_tier_alone(monkeypatch, tmp_path: Path) -> None:
+    from tests.unit.fake_answers import FakeAnswers
+
+    _patch_backend(monkeypatch, lambda: FakeAnswers(_doubling))
+    data, out = _toy_numbers(tmp_path, 4), tmp_path / "cascade"
+    r = cli("eval", "cascade", "--dataset", data, "--answer-kind", "number", "--samples", "2", "--baselines",
+            "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output
+    for tier, n in (("small", 2), ("small_more_samples", 6)):
+        manifest = json.loads((out / f"baseline-tier-{tier}" / "run.json").read_text())
+        assert manifest["pattern"] == f"tier-{tier}" and manifest["knobs"] == {"answer_kind": "number", "k": 2}
+    assert load_summary(out / "baseline-tier-small_more_samples").accuracy == 1.0
+    assert [c["b"] for c in json.loads((out / "comparison.json").read_text())][-2:] == [
+        "tier-small", "tier-small_more_samples"]
+    metrics = load_summary(out).pattern_metrics
+    assert metrics["escalation_rate"] == pytest.approx(0.5) and metrics["escalation_reasons"] == {"low_confidence": 2}
+    # sc's budget is the cascade's mean samples: 2 per example, plus 6 more on the half that escalated
+    assert json.loads((out / "baseline-sc" / "run.json").read_text())["knobs"]["k"] == 5
+
+
+def test_calibrate_on_the_same_dataset_never_touches_the_test_rows(monkeypatch, tmp_path: Path) -> None:
+    from tests.unit.fake_answers import FakeAnswers
+
+    made = _patch_backend(monkeypatch, lambda: FakeAnswers(_doubling))
+    data, out = _toy_numbers(tmp_path, 10), tmp_path / "cal"
+    r = cli("eval", "cascade", "--dataset", data, "--answer-kind", "number", "--samples", "2",
+            "--calibrate-on", f"{data}:4", "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output
+    knobs = json.loads((out / "run.json").read_text())["knobs"]
+    how = knobs["calibration"]
+    assert how["dev_ids"] == 4 and how["objective"] == "cost_per_success" and how["dataset"] == str(data.resolve())
+    assert "dev_test_split" in how["split"] and knobs["threshold"] == json.loads(
+        (out / "calibration.json").read_text())["threshold"]
+    tested = {json.loads(line)["id"] for line in (out / "results.jsonl").read_text().splitlines()}
+    assert len(tested) == 6
+    from agentkit.eval import dev_test_split, select_dataset
+
+    dev, test = dev_test_split(select_dataset(data, answer_kind="number").examples, 0.4, seed=0)
+    assert {e.id for e in test} == tested and not tested & {e.id for e in dev}
+    # calibration asked the model about the dev rows only (every tier once each), then the run the test rows
+    calibration_questions = made[0].questions()[:8]
+    assert all(any(f"question {e.id[1:]}:" in q for e in dev) for q in calibration_questions)
+    assert {json.dumps(r.constraint.value) for r in made[0].requests[:8]} == {
+        json.dumps(r.constraint.value) for r in made[0].requests[8:]}  # the tiers the run uses (numbers)
+    assert "pattern" in made[0].requests[0].constraint.value["properties"]["answer"]
+
+    again = cli("eval", "cascade", "--dataset", data, "--answer-kind", "number", "--samples", "2",
+                "--calibrate-on", f"{data}:4", "--out", out, "--resume", "--no-progress")
+    assert again.exit_code == 0, again.output
+    assert made[1].requests == []  # the stored calibration was reused, every test row was finished
+
+
+def test_calibrate_on_another_dataset_uses_its_first_n_rows(monkeypatch, tmp_path: Path) -> None:
+    from tests.unit.fake_answers import FakeAnswers
+
+    made = _patch_backend(monkeypatch, lambda: FakeAnswers(_doubling))
+    dev_dir = tmp_path / "dev"
+    dev_dir.mkdir()
+    dev, data, out = _toy_numbers(dev_dir, 8), _toy_numbers(tmp_path, 3), tmp_path / "cal"
+    r = cli("eval", "cascade", "--dataset", data, "--answer-kind", "number", "--samples", "2",
+            "--calibrate-on", f"{dev}:2", "--target-accuracy", "0.9", "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output
+    how = json.loads((out / "run.json").read_text())["knobs"]["calibration"]
+    assert how["dev_ids"] == 2 and how["objective"] == "target_accuracy" and how["target_accuracy"] == 0.9
+    assert how["split"] == f"the first 2 rows of {dev.resolve()}" and how["reached_target"] is True
+    assert len(made[0].requests) == 2 * 2 + 3 + 1  # 2 dev rows x 2 tiers, then 3 test rows (one escalates)
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (["eval", "mccot", "--dataset", "gsm8k", "--calibrate-on", "gsm8k", "--out", "o"], "calibrates a cascade"),
+    (["eval", "cascade", "--dataset", "gsm8k", "--calibrate-on", "gsm8k", "-o", "threshold=0.5", "--out", "o"],
+     "drop -o threshold"),
+    (["eval", "cascade", "--dataset", "gsm8k", "--target-accuracy", "0.5", "--out", "o"], "pass --calibrate-on"),
+    (["eval", "cascade", "--dataset", "gsm8k", "--limit", "3", "--calibrate-on", "gsm8k:3", "--out", "o"],
+     "leave no test rows"),
+    (["eval", "cascade", "--dataset", "gsm8k", "--calibrate-on", "gsm8k:0", "--out", "o"], "at least 1 dev row"),
+])
+def test_calibrate_on_mistakes_exit_2(no_backend, tmp_path: Path, monkeypatch, args, expect) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert expect in _one_line_error(cli(*args))
+
+
+def test_resuming_sc_at_another_budget_is_refused(monkeypatch, tmp_path: Path) -> None:
+    from tests.unit.fake_answers import FakeAnswers
+
+    _patch_backend(monkeypatch, lambda: FakeAnswers(_doubling))
+    data, out = _toy_numbers(tmp_path, 2), tmp_path / "run"
+    base = ["eval", "mccot", "--dataset", data, "--answer-kind", "number", "--baselines", "--out", out, "--no-progress"]
+    assert cli(*base, "--samples", "2").exit_code == 0
+    sc = out / "baseline-sc"
+    assert json.loads((sc / "run.json").read_text())["knobs"]["k"] == 2
+    err = _one_line_error(cli(*base, "--samples", "2", "--resume", "-o", "max_tokens=100"))
+    assert "holds a different run" in err  # the pattern's own knobs changed: refused before any model
+    (out / "results.jsonl").write_text((out / "results.jsonl").read_text().replace('"samples":2', '"samples":3'))
+    err = _one_line_error(cli(*base, "--samples", "2", "--resume"))
+    assert f"{sc} ran sc with K=2, but mccot's finished results now give K=3" in err

@@ -26,10 +26,13 @@ TFU = {"True", "False", "Uncertain"}
 EXPECTED = {
     # name: (rows, allowed labels or a regex every label must match)
     "folio": (204, TFU),
+    "folio-clean": (182, TFU),
     "proofwriter": (600, TFU),
+    "proofwriter-360": (360, TFU),
     "prontoqa": (500, {"True", "False"}),
     "logicaldeduction": (300, set("ABCDEFG")),
     "gsm8k": (1319, re.compile(r"^-?\d+(\.\d+)?$")),
+    "gsm8k-easy": (440, re.compile(r"^-?\d+(\.\d+)?$")),
     "gsm8k-judge": (5276, {"correct", "incorrect"}),
     "math500": (500, re.compile(r"\S")),
 }
@@ -128,8 +131,8 @@ def test_limit_split_and_unknown_names() -> None:
     assert len(load_dataset("FOLIO", split="validation", limit=3)) == 3
     with pytest.raises(ConfigError, match="limit"):
         load_dataset("folio", limit=-1)
-    with pytest.raises(DatasetError, match="no split 'train'"):
-        load_dataset("folio", split="train")
+    with pytest.raises(DatasetError, match="no split 'test'; available: validation, train"):
+        load_dataset("folio", split="test")
     with pytest.raises(DatasetError, match=r"unknown dataset 'nope'.*folio"):
         load_dataset("nope")
     with pytest.raises(ConfigError, match="field_map"):
@@ -330,3 +333,74 @@ def test_dev_test_split_is_deterministic_disjoint_and_order_free() -> None:
     assert dev_test_split(examples, 0.0)[0] == [] and len(dev_test_split(examples, 1.0)[0]) == 204
     with pytest.raises(ConfigError):
         dev_test_split(examples, 1.5, seed=0)
+
+
+# --------------------------------------------------------------------------- the shipped subsets
+
+
+def _by_id(name: str) -> dict[str, Example]:
+    return {e.id: e for e in _load(name)}
+
+
+def test_subset_sizes_and_label_balance() -> None:
+    assert Counter(e.label for e in _load("folio-clean")) == {"True": 63, "False": 54, "Uncertain": 65}
+    assert Counter(e.label for e in _load("proofwriter-360")) == {"True": 120, "False": 120, "Uncertain": 120}
+    assert len(_load("gsm8k-easy")) == 440
+
+
+@pytest.mark.parametrize(("subset", "full"), [("folio-clean", "folio"), ("proofwriter-360", "proofwriter"),
+                                              ("gsm8k-easy", "gsm8k")])
+def test_subset_rows_are_the_full_sets_rows_under_the_same_ids(subset: str, full: str) -> None:
+    whole = _by_id(full)
+    ids = [e.id for e in _load(subset)]
+    assert ids == [i for i in whole if i in set(ids)]  # the full set's order
+    for example in _load(subset):
+        assert example == whole[example.id]
+
+
+def test_folio_clean_is_every_row_whose_gold_fol_reproduces_its_label() -> None:
+    """LINC's filter, re-derived with the prover: one formula per sentence, all parse, gold label proved."""
+    from agentkit.verifiers.fol import FOLSyntaxError, check
+
+    def agrees(e: Example) -> bool:
+        if len(e.fields["premises"]) != len(e.fields["premises_fol"]):
+            return False
+        try:
+            return check(e.fields["premises_fol"], e.fields["conclusion_fol"], timeout_s=10.0).label == e.label
+        except FOLSyntaxError:
+            return False
+
+    clean = set(_by_id("folio-clean"))
+    assert {e.id for e in _load("folio") if agrees(e)} == clean
+    # 191 rows agree (docs/FOL.md); 9 of them pair their sentences with a different number of formulas
+    misaligned = {f"folio-val-{i:04d}" for i in (9, 10, 11, 105, 106, 107, 173, 174, 175)}
+    assert not misaligned & clean
+
+
+def test_proofwriter_360_is_the_seed_0_draw() -> None:
+    import hashlib
+
+    def rank(e: Example) -> bytes:
+        return hashlib.sha256(f"0\x00{e.id}".encode()).digest()
+
+    drawn = set()
+    for label in ("True", "False", "Uncertain"):
+        drawn |= {e.id for e in sorted((e for e in _load("proofwriter") if e.label == label), key=rank)[:120]}
+    assert set(_by_id("proofwriter-360")) == drawn
+
+
+def test_gsm8k_easy_is_every_problem_with_at_most_two_calculation_lines() -> None:
+    def calc_lines(e: Example) -> int:
+        return sum("<<" in line for line in e.fields["solution"].splitlines())
+
+    assert {e.id for e in _load("gsm8k") if calc_lines(e) <= 2} == set(_by_id("gsm8k-easy"))
+    assert Counter(calc_lines(e) for e in _load("gsm8k-easy")) == {0: 18, 1: 65, 2: 357}
+
+
+def test_folio_train_split_for_majority_label_baselines() -> None:
+    train = load_dataset("folio", split="train")
+    assert len(train) == 1004 and len({e.id for e in train}) == 1004
+    assert Counter(e.label for e in train) == {"True": 388, "Uncertain": 330, "False": 286}  # "Unknown" read as Uncertain
+    first = train[0]
+    assert first.id == "folio-ex1131" and first.fields["conclusion_fol"] is None
+    assert first.fields["premises_fol"][0] == "∀x (Drinks(x) → Dependent(x))"

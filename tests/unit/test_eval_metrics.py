@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from agentkit.eval import (
@@ -72,24 +71,21 @@ def test_summary_json_has_the_cli_contract_fields(five: list[ExampleResult]) -> 
     data = json.loads(summarize(five).model_dump_json())
     for key in ("n", "accuracy", "errors", "schema_validity", "latency_p50_s", "latency_p95_s",
                 "input_tokens", "output_tokens", "cost_per_success", "accuracy_ci95", "errors_by_type",
-                "balanced_accuracy", "pattern_metrics", "calls_per_example", "cost", "energy_j"):
+                "balanced_accuracy", "pattern_metrics", "calls_per_example", "cost", "energy_j",
+                "balanced_accuracy_ci95", "confusion"):
         assert key in data
 
 
-def test_bootstrap_ci_is_seeded_and_sensible() -> None:
+def test_accuracy_ci_is_wilson_and_never_degenerate() -> None:
     results = [_r(i, correct=i < 70) for i in range(100)]
-    a, b = summarize(results), summarize(results)
-    assert a.accuracy_ci95 == b.accuracy_ci95
-    lo, hi = a.accuracy_ci95
-    # normal approximation: 0.7 +/- 1.96 * sqrt(0.21 / 100) = 0.7 +/- 0.0898
-    assert 0.59 <= lo <= 0.63 and 0.77 <= hi <= 0.80
-    # the binomial shortcut agrees with resampling the examples themselves
-    outcomes = np.array([1.0] * 70 + [0.0] * 30)
-    rng = np.random.default_rng(123)
-    means = outcomes[rng.integers(0, 100, size=(2000, 100))].mean(axis=1)
-    ref_lo, ref_hi = np.percentile(means, [2.5, 97.5])
-    assert abs(lo - ref_lo) <= 0.021 and abs(hi - ref_hi) <= 0.021
-    assert summarize([_r(i) for i in range(10)]).accuracy_ci95 == (1.0, 1.0)
+    lo, hi = summarize(results).accuracy_ci95
+    # Wilson 70/100: centre (70 + 1.920729)/103.841459 = 0.692601; half 1.959964 · sqrt(21 + 0.960365)/103.841459
+    # = 1.959964 · 4.686189/103.841459 = 9.184747/103.841459 = 0.088450 -> 0.604151 .. 0.781051
+    assert lo == pytest.approx(0.604151, abs=2e-6) and hi == pytest.approx(0.781051, abs=2e-6)
+    lo, hi = summarize([_r(i, correct=False) for i in range(30)]).accuracy_ci95
+    assert lo == 0.0 and hi == pytest.approx(0.113513, abs=2e-6)  # z²/(30 + z²); the old bootstrap said 0-0
+    lo, hi = summarize([_r(i) for i in range(10)]).accuracy_ci95
+    assert hi == 1.0 and lo == pytest.approx(1 - 3.841459 / 13.841459, abs=2e-6)
 
 
 def test_balanced_accuracy_for_a_judging_set() -> None:
@@ -100,6 +96,12 @@ def test_balanced_accuracy_for_a_judging_set() -> None:
     s = summarize(results)
     assert s.accuracy == pytest.approx(0.5)
     assert s.balanced_accuracy == pytest.approx((1 / 3 + 1) / 2)
+    # adjusted Wald, C = 2: (1 + 1)/(3 + 2) = 0.4 and (1 + 1)/(1 + 2) = 0.666667; centre 0.533333;
+    # var = (0.4·0.6/5 + 0.666667·0.333333/3)/4 = (0.048 + 0.074074)/4 = 0.030519; half = 1.959964 · 0.174696
+    # = 0.342398 -> 0.190935 .. 0.875732
+    lo, hi = s.balanced_accuracy_ci95
+    assert lo == pytest.approx(0.190935, abs=2e-6) and hi == pytest.approx(0.875732, abs=2e-6)
+    assert summarize([_r(1)]).balanced_accuracy_ci95 is None  # no balanced accuracy, no interval
 
 
 def test_balanced_accuracy_multiclass_only_when_asked() -> None:
@@ -115,7 +117,31 @@ def test_linc_prover_success_rate_is_a_mean_over_reporting_examples() -> None:
 
     results = [_r(1, extra={"prover_success_rate": 1.0}), _r(2, extra={"prover_success_rate": 0.5}), _r(3)]
     assert linc.summarize(results)["prover_success_rate"] == pytest.approx(0.75)
-    assert linc.summarize([_r(4)]) == {"prover_success_rate": None}
+    assert linc.summarize([_r(4)])["prover_success_rate"] is None
+
+
+def test_confusion_matrix_for_labelled_sets() -> None:
+    labels = ["True", "False", "Uncertain"]
+    results = [
+        ExampleResult(id="e1", prediction="True", label="True", correct=True),
+        ExampleResult(id="e2", prediction="true", label="True", correct=True),  # graded right: the gold column
+        ExampleResult(id="e3", prediction="uncertain", label="True", correct=False),  # named as its label
+        ExampleResult(id="e4", prediction="Unknown", label="False", correct=False),  # a synonym of Uncertain
+        ExampleResult(id="e5", prediction=None, label="False", correct=False, error="x", error_type="NoValidSample"),
+        ExampleResult(id="e6", prediction="False", label="False", correct=None, error="x", error_type="Boom"),
+        ExampleResult(id="e7", prediction="maybe so", label="Uncertain", correct=False),
+    ]
+    s = summarize(results, labels=labels)
+    assert s.confusion == {
+        "False": {"(none)": 2, "Uncertain": 1},  # no prediction and an errored example are both "(none)"
+        "True": {"True": 2, "Uncertain": 1},
+        "Uncertain": {"(other)": 1},
+    }
+    diagonal = sum(row.get(gold, 0) for gold, row in s.confusion.items())
+    assert diagonal == s.correct == 2
+    assert sum(sum(row.values()) for row in s.confusion.values()) == s.n
+    assert summarize(results).confusion is None  # open-ended sets have none
+    assert Summary.model_validate_json(s.model_dump_json()) == s
 
 
 def test_zero_correct_and_empty() -> None:
@@ -123,6 +149,7 @@ def test_zero_correct_and_empty() -> None:
     assert s.accuracy == 0.0 and s.cost == pytest.approx(1.0) and s.cost_per_success is None
     empty = summarize([])
     assert empty.n == 0 and empty.accuracy is None and empty.accuracy_ci95 is None
+    assert empty.balanced_accuracy_ci95 is None and empty.n_clusters is None
     assert empty.latency_p50_s is None and empty.calls_per_example is None
 
 

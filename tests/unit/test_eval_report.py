@@ -94,3 +94,69 @@ def test_load_summary_rejects_garbage(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text('{"n": "many"}')
     with pytest.raises(ConfigError, match="not a valid summary"):
         load_summary(tmp_path)
+
+
+# --------------------------------------------------------------------------- statistics in the report
+
+
+def _run(path: Path, pattern: str, outcomes: list[bool], labels: list[str] | None = None) -> Path:
+    """A finished run directory (results.jsonl + summary.json) on a True/False set."""
+    results = [ExampleResult(id=f"e{i}", prediction=("True" if i % 2 else "False") if ok else None,
+                             label="True" if i % 2 else "False", correct=ok) for i, ok in enumerate(outcomes)]
+    path.mkdir(parents=True)
+    (path / "results.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in results), encoding="utf-8")
+    write_report(path, summarize(results, labels=labels).model_copy(update={"pattern": pattern, "dataset": "toy"}))
+    return path
+
+
+def test_report_shows_intervals_comparisons_and_confusion(tmp_path: Path) -> None:
+    from agentkit.eval.statistics import Comparison
+
+    main = summarize([ExampleResult(id=f"e{i}", prediction="True", label="True" if i < 3 else "False",
+                                    correct=i < 3) for i in range(5)], labels=["True", "False"])
+    comparisons = [Comparison(a="linc", b="direct", n_paired=5, diff=0.2, diff_ci95=(-0.2, 0.6), mcnemar_p=0.01),
+                   Comparison(a="linc", b="cot", n_paired=5, diff=-0.1, diff_ci95=(-0.4, 0.2), mcnemar_p=0.04)]
+    md = render_markdown(main.model_copy(update={"pattern": "linc"}), comparisons=comparisons)
+    assert "| accuracy 95% CI (Wilson) | 23.1–88.2% |" in md  # Wilson 3/5
+    assert "balanced accuracy 95% CI (adjusted Wald)" in md
+    assert "## Paired comparisons" in md and "Holm correction was applied across the 2 McNemar tests" in md
+    # Holm over the two shown: 2 · 0.01 = 0.02; max(0.02, 1 · 0.04) = 0.04
+    assert "| linc | direct | 5 | +20.0 pts | -20.0 to +60.0 pts | 0.010 | 0.020 | no |" in md
+    assert "| linc | cot | 5 | -10.0 pts | -40.0 to +20.0 pts | 0.040 | 0.040 | no |" in md
+    assert "## Confusion matrix" in md
+    assert "| gold / predicted | False | True |" in md
+    assert "| False | 0 | 2 |" in md and "| True | 0 | 3 |" in md
+
+
+def test_compare_pairs_each_run_with_the_first(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a", "linc", [True] * 9 + [False], labels=["True", "False"])
+    b = _run(tmp_path / "b", "direct", [False] * 9 + [True])
+    summary_only = tmp_path / "c"
+    write_report(summary_only, _summary("cot", 5))
+    text = compare([a, b, summary_only])
+    assert "## Paired comparisons" in text
+    # 9 only a right, 1 only b right: diff +80 pts, McNemar 2 · (1 + 10)/1024 = 0.021484375
+    assert "| linc (a) | direct (b) | 10 | +80.0 pts |" in text and "| 0.021 | 0.021 | no |" in text
+    assert "No paired comparison for cot (c): no results.jsonl." in text
+    assert "## Confusion matrix: linc (a)" in text  # only the labelled run has one
+
+
+def test_cli_compare_writes_the_json(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from agentkit.cli import app
+
+    a = _run(tmp_path / "a", "linc", [True] * 9 + [False])
+    b = _run(tmp_path / "b", "direct", [False] * 9 + [True])
+    out = tmp_path / "cmp" / "comparison.json"
+    r = CliRunner().invoke(app, ["eval", "--compare", str(a), str(b), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "## Paired comparisons" in r.stdout
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [set(d) >= {"a", "b", "n_paired", "diff", "diff_ci95", "mcnemar_p"} for d in data] == [True]
+    assert (data[0]["a"], data[0]["b"], data[0]["n_paired"], data[0]["mcnemar_p"]) == (
+        "linc (a)", "direct (b)", 10, 0.021484375)
+    r = CliRunner().invoke(app, ["eval", "linc", "--json", str(out)])
+    assert r.exit_code == 2 and "pass --compare too" in r.output

@@ -55,7 +55,8 @@ def test_letter_sets() -> None:
 def test_every_named_dataset_has_an_answer_kind() -> None:
     kinds = {name: answer_kind(name) for name in DATASET_NAMES}
     assert kinds == {"folio": "label", "proofwriter": "label", "prontoqa": "label", "logicaldeduction": "label",
-                     "gsm8k": "number", "gsm8k-judge": "label", "math500": "latex"}
+                     "gsm8k": "number", "gsm8k-judge": "label", "math500": "latex", "folio-clean": "label",
+                     "proofwriter-360": "label", "gsm8k-easy": "number"}
     with pytest.raises(ConfigError, match="unknown dataset 'nope'.*--answer-kind"):
         answer_kind("nope")
 

@@ -43,9 +43,7 @@ from agentkit.verifiers.fol import (
     grammar_depth,
     entails,
     fol_grammar,
-    linc_program_grammar,
     parse,
-    parse_linc_program,
     to_str,
 )
 
@@ -699,7 +697,6 @@ def test_grammar_compiles_in_llguidance():
     for grammar in (
         fol_grammar(),
         fol_grammar([("Man", 1), ("Loves", 2)], ["socrates", "plato"], max_depth=3),
-        linc_program_grammar(4),
     ):
         assert llguidance.LLMatcher.validate_grammar(grammar, BYTES) == ""
         lark.Lark(grammar, parser="earley")  # and it is plain Lark syntax
@@ -812,45 +809,6 @@ _GRAMMAR_VOCAB = fol_grammar(
 def test_everything_the_grammar_admits_parses_to_canonical_form(rnd, grammar):
     text = _sample(grammar, rnd, stop_p=0.6)
     assert to_str(parse(text)) == text
-
-
-def test_linc_program_grammar_and_parser_round_trip():
-    premises = ["∀x (Man(x) → Mortal(x))", "Man(socrates)"]
-    program = "PREMISES:\n" + "\n".join(premises) + "\nCONCLUSION:\nMortal(socrates)"
-    assert _accepts(linc_program_grammar(2), program)
-    assert not _accepts(linc_program_grammar(3), program)
-    assert not _accepts(linc_program_grammar(1), program)
-    assert parse_linc_program(program) == (premises, "Mortal(socrates)")
-    assert parse_linc_program(program + "\n") == (premises, "Mortal(socrates)")
-    assert entails(*parse_linc_program(program)) == "True"
-
-
-@settings(max_examples=20, deadline=None)
-@given(st.randoms(use_true_random=False), st.integers(1, 3))
-def test_sampled_linc_programs_parse(rnd, n):
-    grammar = linc_program_grammar(n, [("P", 1), ("R", 2)], ["a", "b"], max_depth=3, max_width=3)
-    premises, conclusion = parse_linc_program(_sample(grammar, rnd, stop_p=0.6))
-    assert len(premises) == n
-    assert entails(premises, conclusion, timeout_s=2.0) in {"True", "False", "Uncertain"}
-
-
-@pytest.mark.parametrize(
-    ("program", "position", "token"),
-    [
-        ("P(a)\nCONCLUSION:\nP(a)", 0, "P(a)\nCONCL"),
-        ("PREMISES:\nP(a)\nQ(a", 18, ""),
-        ("PREMISES:\nCONCLUSION:\nP(a)", 10, ""),
-        ("PREMISES:\nP(a)\nQ(a))\nCONCLUSION:\nP(a)", 19, ")"),
-        ("PREMISES:\nP(a)\nCONCLUSION:\nP(a) ∧", 33, ""),
-        ("PREMISES:\nP(a)\nCONCLUSION:\nP(a)\nQ(a)", 32, "Q(a)"),
-        ("PREMISES:\r\nP(a)\r\nQ(a))\r\nCONCLUSION:\r\nP(a)", 21, ")"),
-    ],
-)
-def test_linc_program_errors_point_into_the_program(program, position, token):
-    with pytest.raises(FOLSyntaxError) as info:
-        parse_linc_program(program)
-    assert (info.value.position, info.value.token) == (position, token)
-    assert info.value.formula == program
 
 
 def test_fol_result_is_a_pydantic_model():

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from agentkit.backends.base import Choice, Generation, GenerationRequest, Usage
-from agentkit.errors import InputError
+from agentkit.errors import InputError, NoValidSample
 from agentkit.eval import Example, load_dataset
 from agentkit.graphs import get_pattern, linc
 from agentkit.verifiers.fol import parse, to_str
@@ -132,13 +132,13 @@ def test_linc_on_replayed_smollm2_keeps_every_sample(replay) -> None:
     assert out.answer == out.votes.winner and out.agreement == out.votes.counts[out.answer] / 4
 
 
-def test_all_samples_cut_at_max_tokens_answer_uncertain_with_error_count_k(replay) -> None:
+def test_all_samples_cut_at_max_tokens_give_no_answer_with_error_count_k(replay) -> None:
     out = _run(replay("linc_hawks_truncated"), k=3, seed=7, max_tokens=12)
     assert out.programs == [] and len(out.invalid_samples) == 3
     assert all("stopped at max_tokens" in v for v in out.invalid_samples)
     assert [s.label for s in out.samples] == ["Error"] * 3
     assert all(s.premises_fol is None for s in out.samples)
-    assert out.answer == "Uncertain" and out.error_count == 3 and out.votes.total == 0 and out.agreement == 0.0
+    assert out.answer is None and out.error_count == 3 and out.votes.total == 0 and out.agreement == 0.0
 
 
 # -- the vote, on chosen samples ----------------------------------------------------------------------
@@ -167,9 +167,12 @@ def test_errors_do_not_vote_but_count_against_agreement() -> None:
     assert len(errors) == 2 and all("FOL for premise 1" in s.reason for s in errors)
 
 
-def test_all_samples_invalid_is_uncertain_not_an_exception() -> None:
-    out = _run(Scripted([BROKEN] * 3), k=3)
-    assert out.answer == "Uncertain" and out.error_count == 3 and out.votes.counts == {}
+def test_all_samples_invalid_is_no_answer_not_an_exception() -> None:
+    out = _run(Scripted([BROKEN] * 3), k=3)  # the graph finishes; only the eval hook refuses to answer
+    assert out.answer is None and out.error_count == 3 and out.votes.counts == {}
+    with pytest.raises(NoValidSample, match="all 3 LINC samples failed"):
+        linc.prediction(out)
+    assert linc.extras(out)["prover_success_rate"] == 0.0
 
 
 def test_undecided_prover_is_an_error_vote(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,7 +184,7 @@ def test_undecided_prover_is_an_error_vote(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(linc, "check", gave_up)
     out = _run(Scripted([SAYS_TRUE, SAYS_FALSE]), k=2, timeout_s=0.1)
     assert [s.label for s in out.samples] == ["Error", "Error"]
-    assert "could not decide: timeout" in out.samples[0].reason and out.answer == "Uncertain"
+    assert "could not decide: timeout" in out.samples[0].reason and out.answer is None
 
 
 # -- registry and evaluation hooks -------------------------------------------------------------------
@@ -248,10 +251,11 @@ def test_eval_harness_scores_linc_with_gold_translations(tmp_path) -> None:
         try:
             expected = entails(example.fields["premises_fol"], example.fields["conclusion_fol"])
         except FOLSyntaxError:
-            expected = "Uncertain"  # a malformed gold program: both samples are Errors
+            expected = None  # a malformed gold program: both samples are Errors, so no answer
         assert results[example.id]["prediction"] == expected
         assert results[example.id]["correct"] == (expected == example.label)
-    assert outcome.summary.n == 6 and outcome.summary.errors == 0
+        assert results[example.id]["error_type"] == (None if expected else "NoValidSample")
+    assert outcome.summary.n == 6 and outcome.summary.errors == 1  # folio-val-0002's conclusion FOL is malformed
 
 
 # -- evaluation: the harness reports LINC's prover success rate ---------------------------------------
@@ -271,6 +275,6 @@ def test_eval_summary_reports_the_prover_success_rate(replay, tmp_path, cassette
                                 "label": "False"}) + "\n", encoding="utf-8")
     outcome = evaluate("linc", select_dataset(rows), replay(cassette), tmp_path / "run", knobs=knobs)
     assert outcome.complete
-    assert outcome.summary.pattern_metrics == {"prover_success_rate": rate}
+    assert outcome.summary.pattern_metrics == {"prover_success_rate": rate, "inconsistent_rate": 0.0}
     (line,) = (tmp_path / "run" / "results.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(line)["extra"]["prover_success_rate"] == rate

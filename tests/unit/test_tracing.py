@@ -130,6 +130,12 @@ CASES = [
         {"node run_small": {tracing.CASCADE_TIER, tracing.CASCADE_ESCALATION_REASON, "agentkit.cascade.passed"},
          "node run_small_more_samples": {tracing.CASCADE_TIER, "agentkit.cascade.passed"}},
     ),
+    PatternCase("sc", {"k": 3, "seed": 7, "answer_kind": "number", "max_tokens": 160, "max_reasoning_chars": 200},
+                {"question": "What is 15 minus 6?"},
+                ("invoke_workflow sc", (("invoke_agent sample_chains", (("chat", ()),)), ("node vote", ()))),
+                {"node vote": {tracing.VOTE_COUNTS, tracing.VOTE_WINNER, tracing.VOTE_TOTAL, tracing.VOTE_AGREEMENT}}),
+    PatternCase("majority-label", {"label": "True", "source": "train"}, {"question": "Is the sky blue?"},
+                ("invoke_workflow majority-label", (("node predict_majority", ()),))),
 ]
 
 

@@ -32,7 +32,7 @@ def test_server_command_carries_the_documented_fixes(tmp_path: Path) -> None:
 
     assert flags("--model") == str(tmp_path)
     assert flags("--host") == "127.0.0.1" and flags("--port") == "8123"
-    assert flags("--max-model-len") == "2048" and flags("--dtype") == "bfloat16"
+    assert flags("--max-model-len") == "8192" and flags("--dtype") == "bfloat16"
     assert json.loads(flags("--structured-outputs-config")) == {"backend": "guidance"}
     assert "--enable-prompt-tokens-details" in cmd and "--no-enable-chunked-prefill" in cmd
     assert server.url == "http://127.0.0.1:8123/v1"
