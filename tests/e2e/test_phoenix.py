@@ -51,7 +51,8 @@ def chromium() -> Path:
     if not CHROMIUM.exists():
         start = time.monotonic()
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        wait = ["-o", "DPkg::Lock::Timeout=900"]  # another apt/dpkg run on the machine: wait, do not fail
+        for cmd in (["apt-get", *wait, "update", "-q"], ["apt-get", *wait, "install", "-y", "-q", "chromium"]):
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env, check=False)
             if proc.returncode != 0:
                 pytest.fail(f"`{' '.join(cmd)}` failed with {proc.returncode}; this test needs Debian's chromium "
