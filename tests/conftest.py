@@ -13,10 +13,44 @@ from pathlib import Path
 import pytest
 
 from agentkit.backends.replay import ReplayBackend
+from tests import _prewarm
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD = os.environ.get("AGENTKIT_RECORD") == "1"
 _rerecorded: set[Path] = set()  # cassettes already cleared in this recording session
+TESTS = Path(__file__).parent
+#: suites that need slow, shareable setup (tests/_prewarm.py) run last, so that setup can overlap
+#: the rest of the session; e2e before vllm, whose setup (venv, model, server start) takes longest
+_LAST = {"e2e": 1, "vllm": 2}
+
+
+def _suite(item: pytest.Item) -> str:
+    try:
+        return Path(str(item.path)).relative_to(TESTS).parts[0]
+    except ValueError:
+        return ""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: _LAST.get(_suite(item), 0))  # stable: each suite keeps its order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _prewarm.start_for({_suite(item) for item in session.items},
+                       vllm_server=any("vllm_server" in getattr(item, "fixturenames", ()) for item in session.items))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _prewarm.stop_unclaimed_server()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where a fresh machine's setup time went (also shown with -q)."""
+    for name, seconds in _prewarm.JOBS.timings.items():
+        terminalreporter.write_line(f"background setup {name}: {seconds:.0f} s")
+    for line in _prewarm.REPORT:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

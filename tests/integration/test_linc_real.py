@@ -42,6 +42,32 @@ def test_every_real_sample_parses_and_the_prover_decides_it(smollm2) -> None:
     assert [r.n for r in backend.requests] == [3, 3]  # K samples = one request per problem
 
 
+def test_paper_mode_runs_under_the_eval_harness_with_the_default_context(tmp_path) -> None:
+    """K=10 and the eight FOLIO-train shots (~2.1k prompt tokens, over the old n_ctx of 2048) on
+    llama.cpp's default n_ctx, on a folio-clean row: every sample is guided, so all ten parse and the
+    prover decides them. The shared prompt plus 10 x max_tokens=1024 cells (~12.4k) is more than the
+    backend's default max_batch_ctx (8192), so the ten samples run as two sub-batches of five."""
+    from agentkit.backends.llamacpp import LlamaCppBackend
+    from agentkit.eval.runner import evaluate, select_dataset
+    from agentkit.graphs._linc_shots import FOLIO8
+
+    data = select_dataset("folio-clean")
+    data = data.model_copy(update={"examples": [e for e in data.examples if e.id == "folio-val-0163"]})
+    backend = Recording(LlamaCppBackend())
+    outcome = evaluate("linc", data, backend, tmp_path / "run", knobs={"shots": "folio8", "seed": 5})
+    assert outcome.complete and outcome.summary.n == 1
+    (request,) = backend.requests
+    assert request.n == 10 and len(request.messages) == 1 + 2 * 8 + 1  # K=10 by default; 8 shot pairs
+    assert all(shot.conclusion[1] in "".join(m.content for m in request.messages) for shot in FOLIO8)
+    (line,) = (tmp_path / "run" / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    result = json.loads(line)
+    assert result["usage"]["input_tokens"] > 2000  # the whole 8-shot prompt went in (n_ctx 2048 could not hold it)
+    assert result["extra"]["k"] == 10 and result["extra"]["error_count"] == 0, result
+    assert result["prediction"] in ("True", "False", "Uncertain") and result["error_type"] is None
+    metrics = outcome.summary.pattern_metrics
+    assert metrics["prover_success_rate"] == 1.0 and 0.0 <= metrics["inconsistent_rate"] <= 1.0
+
+
 def test_cli_run_linc_prints_the_label_and_traces_the_prover(tmp_path) -> None:
     trace = tmp_path / "spans.jsonl"
     problem = {"premises": ["All horses have hooves.", "No humans have hooves."],

