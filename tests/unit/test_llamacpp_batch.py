@@ -350,3 +350,11 @@ def test_submitting_from_many_threads_answers_every_request() -> None:
     assert all(len(result(j)) == 2 for j in jobs)
     wait_idle(sched)
     assert sched.held_sequences() == []
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(8, 4), (2, 1), (1, 1), (None, 1)])
+def test_default_threads_are_half_the_cpus(monkeypatch: pytest.MonkeyPatch, cpus: int | None, threads: int) -> None:
+    from agentkit.backends import llamacpp
+
+    monkeypatch.setattr(llamacpp.os, "cpu_count", lambda: cpus)
+    assert llamacpp.default_threads() == threads
