@@ -10,6 +10,8 @@ from agentkit.errors import (
     BackendUnavailable,
     ConfigError,
     GraphBuildError,
+    InputError,
+    NoValidSample,
     SchemaViolation,
     TruncatedOutput,
 )
@@ -32,7 +34,9 @@ __all__ = [
     "GenerationRequest",
     "Graph",
     "GraphBuildError",
+    "InputError",
     "Message",
+    "NoValidSample",
     "Retry",
     "Sampling",
     "SchemaViolation",

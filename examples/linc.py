@@ -33,4 +33,5 @@ if __name__ == "__main__":
         for formula in [*(sample.premises_fol or []), sample.conclusion_fol or "-"]:
             print(f"    {formula}")
     print(f"\nVotes {out.votes.counts}, errors {out.error_count}/{out.k}")
-    print(f"LINC says {out.answer}; FOLIO's gold label is {problem.label}")
+    said = out.answer or "nothing: every sample failed (scored wrong, as in the paper)"
+    print(f"LINC says {said}; FOLIO's gold label is {problem.label}")
