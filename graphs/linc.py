@@ -18,6 +18,18 @@ Output: answer (the label), each sample's FOL and verdict, the vote tally, the e
 many samples had inconsistent premises (they entail everything, so the prover says True; the vote
 keeps them, as the paper's Prover9 run does, and the count makes them visible).
 
+Variants (knobs; the paper's procedure above is the default, ``translation="paper"``):
+  translation="sentence" - our variant of step 1, not the paper's: a vocabulary request (n=K), then
+                           each sentence translated on its own under its sample's vocabulary
+                           (``_linc_sentences``); calls per problem are recorded (``calls``).
+  grounded=true          - the vocabulary may only use names built from the input's words
+                           (``_linc_grounding``); per-sentence translation only.
+  checks=true            - samples whose conclusion is copied into the premises or that repeat a
+                           premise are refused (Error), with the reason (``verifiers.fol_checks``).
+  allow_inconsistent     - whether inconsistent premises (which "prove" anything) count: default
+                           true in paper mode, as in the paper, false in the per-sentence variant.
+What the checks find is recorded on every sample, refused or not (``degenerate_rate``).
+
 Shots (``shots``): "folio8" is the paper's prompt, 8 FOLIO-train stories, each sentence followed by
 its FOL (gold premise FOL, conclusion FOL ours and proved against the gold label; see _linc_shots).
 It is about 2.1k prompt tokens with SmolLM2's chat template, more than a 2k context holds with the
@@ -30,25 +42,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError
 
+from agentkit import tracing
 from agentkit._text_outputs import TextOutput
 from agentkit.agent import Agent
 from agentkit.backends.base import Backend, Sampling
-from agentkit.errors import InputError, NoValidSample
+from agentkit.errors import ConfigError, InputError, NoValidSample
 from agentkit.graph import END, START, Graph
+from agentkit.graphs import _linc_checks as checking
+from agentkit.graphs._linc_grounding import Grounding, Vocabulary, ground
+from agentkit.graphs._linc_sentences import SentenceTranslation, request_count, sentence_agent, vocabulary_agent
 from agentkit.graphs._linc_shots import FOLIO8
+from agentkit.graphs._linc_types import FOLProgram, LogicProblem, SampleVerdict
 from agentkit.pattern import Pattern, ScoredExample, checked_knobs
 from agentkit.reducers import Tally
-from agentkit.verifiers.fol import FOLSyntaxError, check, fol_grammar, parse
+from agentkit.verifiers.fol import FOLSyntaxError, fol_grammar, parse
 from agentkit.vocab import Example, first_error
 
 Label = Literal["True", "False", "Uncertain"]
 ShotSet = Literal["ours2", "folio8"]
+Translation = Literal["paper", "sentence"]
 Shots = list[tuple[list[tuple[str, str]], tuple[str, str]]]
 
 INSTRUCTIONS = (
@@ -88,40 +105,6 @@ SHOT_SETS: dict[str, Shots] = {
 }
 
 
-class LogicProblem(BaseModel):
-    """Natural-language premises and a conclusion; each is one line (whitespace runs become a space)."""
-
-    premises: list[str] = Field(min_length=1, max_length=64)
-    conclusion: str
-
-    @field_validator("premises", mode="after")
-    @classmethod
-    def _one_line_each(cls, premises: list[str]) -> list[str]:
-        return [_one_line(p, f"premises[{i}]") for i, p in enumerate(premises)]
-
-    @field_validator("conclusion", mode="after")
-    @classmethod
-    def _one_line_conclusion(cls, conclusion: str) -> str:
-        return _one_line(conclusion, "conclusion")
-
-
-class FOLProgram(BaseModel):
-    """One semantic parse: a formula per premise, in order, and one for the conclusion."""
-
-    premises_fol: list[str]
-    conclusion_fol: str
-
-
-class SampleVerdict(BaseModel):
-    """One sample's FOL (None when the sample failed validation) and what the prover made of it."""
-
-    premises_fol: list[str] | None = None
-    conclusion_fol: str | None = None
-    label: Literal["True", "False", "Uncertain", "Error"]
-    reason: str
-    premises_consistent: bool | None = None  # False: the premises entail everything (label "True")
-
-
 class LincResult(BaseModel):
     """Graph state and output."""
 
@@ -136,24 +119,17 @@ class LincResult(BaseModel):
     agreement: float = 0.0
     error_count: int = 0
     inconsistent_count: int = 0
-
-
-def _one_line(text: str, field: str) -> str:
-    if re.search(r"[\x00-\x08\x0e-\x1f\x7f]", text):
-        raise ValueError(f"{field} contains control characters; pass plain sentences")
-    line = " ".join(text.split())
-    if not line:
-        raise ValueError(f"{field} is empty; every premise and the conclusion need a sentence")
-    return line
-
-
-def _sentences(problem: LogicProblem) -> list[str]:
-    return [*problem.premises, problem.conclusion]
+    degenerate_count: int = 0  # samples with a copied conclusion or a repeated premise (refused or not)
+    calls: int = 0  # backend requests this problem took
+    # per-sentence translation only
+    grounding: Grounding = Grounding()
+    vocabularies: list[Vocabulary] = Field(default_factory=list)
+    vocabulary_violations: list[str] = Field(default_factory=list)
 
 
 def _leads(problem: LogicProblem) -> list[str]:
     """The fixed text before each formula: the sentence it translates, as in the paper's prompt."""
-    return [("\n" if i else "") + f"TEXT: {s}\nFOL: " for i, s in enumerate(_sentences(problem))]
+    return [("\n" if i else "") + f"TEXT: {s}\nFOL: " for i, s in enumerate(problem.sentences)]
 
 
 def _prompt(problem: LogicProblem) -> str:
@@ -197,17 +173,7 @@ def read_program(text: str, problem: LogicProblem) -> FOLProgram:
     return FOLProgram(premises_fol=formulas[:-1], conclusion_fol=formulas[-1])
 
 
-def _prove(program: FOLProgram, timeout_s: float) -> SampleVerdict:
-    fol = {"premises_fol": program.premises_fol, "conclusion_fol": program.conclusion_fol}
-    try:
-        result = check(program.premises_fol, program.conclusion_fol, timeout_s=timeout_s)
-    except FOLSyntaxError as exc:  # validation parsed these already; kept so a slip is an Error, not a crash
-        return SampleVerdict(**fol, label="Error", reason=str(exc))
-    if not result.conclusive:
-        return SampleVerdict(**fol, label="Error", reason=f"the prover could not decide: {result.reason}",
-                             premises_consistent=result.premises_consistent)
-    return SampleVerdict(**fol, label=result.label, reason=result.reason,
-                         premises_consistent=result.premises_consistent)
+_prove = checking.prove  # kept for callers of the old private name
 
 
 @checked_knobs
@@ -223,15 +189,89 @@ def build(
     max_width: PositiveInt = 4,
     shots: ShotSet = "ours2",
     examples: Shots | None = None,
+    translation: Translation = "paper",
+    grounded: bool = False,
+    checks: bool = False,
+    allow_inconsistent: bool | None = None,
 ) -> Graph[LincResult]:
     """``shots`` names the few-shot set: "ours2" (default) or "folio8", the paper's 8 FOLIO-train
     stories. ``examples`` replaces it with your own problems as ((sentence, FOL) pairs, (conclusion,
-    FOL)), [] for none. ``max_depth``/``max_width`` bound each formula (see verifiers.fol)."""
+    FOL)), [] for none. ``max_depth``/``max_width`` bound each formula (see verifiers.fol).
+
+    ``translation="sentence"`` is our per-sentence variant (vocabulary, then one request per
+    sentence; see the module docstring), ``grounded`` restricts its vocabulary to names built from
+    the input's words. ``checks`` refuses samples with a copied conclusion or a repeated premise;
+    ``allow_inconsistent`` counts samples whose premises are inconsistent (default: yes in paper
+    mode, as the paper does; no in the per-sentence variant)."""
+    if grounded and translation == "paper":
+        raise ConfigError("linc: grounded=true needs translation='sentence' (the grounded grammar is the "
+                          "vocabulary step's); drop grounded or pass -o translation='\"sentence\"'")
+    allow = translation == "paper" if allow_inconsistent is None else allow_inconsistent
+    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
+
+    def grounding(state: LincResult) -> dict[str, object]:
+        found = ground([*state.premises, state.conclusion]) if grounded else Grounding()
+        tracing.annotate({"agentkit.linc.grounding": "input" if found.grounded else "open",
+                          "agentkit.linc.grounding.fallback": found.fallback})
+        return {"grounding": found}
+
+    async def symbolic_inference(state: LincResult) -> dict[str, object]:
+        proved = await asyncio.to_thread(lambda: [
+            checking.judge(p, timeout_s, checks=checks, allow_inconsistent=allow) for p in state.programs])
+        failed = [SampleVerdict(label="Error", reason=v) for v in [*state.vocabulary_violations, *state.invalid_samples]]
+        checking.annotate(proved)
+        return {"samples": proved + failed}
+
+    def majority_vote(state: LincResult) -> dict[str, object]:
+        votes = Tally().add(s.label for s in state.samples if s.label != "Error")
+        winner = votes.winner
+        calls = 1 if translation == "paper" else request_count(state.vocabularies, len(state.premises) + 1)
+        return {"k": k, "votes": votes, "answer": winner, "agreement": votes.counts[winner] / k if winner is not None else 0.0,
+                "error_count": sum(s.label == "Error" for s in state.samples),
+                "inconsistent_count": sum(s.premises_consistent is False for s in state.samples),
+                "degenerate_count": sum(bool(set(s.findings) - {"inconsistent_premises"}) for s in state.samples),
+                "calls": calls}
+
+    graph = Graph("linc", LincResult, inputs=["premises", "conclusion"])
+    if translation == "paper":
+        graph.add_agent("semantic_parsing", _paper_parser(backend, k, sampling, max_depth, max_width, shots, examples),
+                        inputs=["premises", "conclusion"], output="programs", many=True, violations="invalid_samples")
+        graph.add_edge(START, "semantic_parsing")
+        graph.add_edge("semantic_parsing", "symbolic_inference")
+    else:
+        sentences = sentence_agent(sampling=sampling.model_copy(update={"max_tokens": min(max_tokens, 256)}),
+                                   max_depth=max_depth, max_width=max_width)
+        graph.add_node("ground_names", grounding, reads=["premises", "conclusion"], writes=["grounding"])
+        graph.add_agent("vocabulary", vocabulary_agent(k=k, sampling=sampling, backend=backend, max_constants=12,
+                                                       max_predicates=48),
+                        inputs=["premises", "conclusion", "grounding"], output="vocabularies", many=True,
+                        violations="vocabulary_violations")
+        graph.add_agent("sentence_translation", SentenceTranslation(sentences, k=k, backend=backend),  # type: ignore[arg-type]
+                        inputs=["premises", "conclusion", "vocabularies"], output="programs", many=True,
+                        violations="invalid_samples")
+        graph.add_edge(START, "ground_names")
+        graph.add_edge("ground_names", "vocabulary")
+        graph.add_edge("vocabulary", "sentence_translation")
+        graph.add_edge("sentence_translation", "symbolic_inference")
+    sentence_keys = [] if translation == "paper" else ["vocabularies", "vocabulary_violations"]
+    graph.add_node("symbolic_inference", symbolic_inference,
+                   reads=["programs", "invalid_samples", *sentence_keys], writes=["samples"])
+    graph.add_node("majority_vote", majority_vote, reads=["samples", *sentence_keys],
+                   writes=["k", "votes", "answer", "agreement", "error_count", "inconsistent_count",
+                           "degenerate_count", "calls"])
+    graph.add_edge("symbolic_inference", "majority_vote")
+    graph.add_edge("majority_vote", END)
+    return graph
+
+
+def _paper_parser(backend: Backend | None, k: int, sampling: Sampling, max_depth: int, max_width: int,
+                  shots: str, examples: Shots | None) -> Agent[LogicProblem, FOLProgram]:
+    """The paper's semantic parser: the whole program, sentence by sentence, in one request (n=K)."""
     shot_pairs = []
     for pairs, (conclusion, conclusion_fol) in SHOT_SETS[shots] if examples is None else examples:
         problem = LogicProblem(premises=[p for p, _ in pairs], conclusion=conclusion)
         shot_pairs.append((problem, FOLProgram(premises_fol=[f for _, f in pairs], conclusion_fol=conclusion_fol)))
-    parser = Agent(
+    return Agent(
         "semantic_parsing",
         instructions=INSTRUCTIONS,
         input_type=LogicProblem,
@@ -247,35 +287,9 @@ def build(
         examples=shot_pairs,
         backend=backend,
         n=k,
-        sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
+        sampling=sampling,
         min_valid=0,  # a failed sample is an Error vote, not a failed run
     )
-
-    async def symbolic_inference(state: LincResult) -> dict[str, object]:
-        proved = await asyncio.to_thread(lambda: [_prove(p, timeout_s) for p in state.programs])
-        failed = [SampleVerdict(label="Error", reason=v) for v in state.invalid_samples]
-        return {"samples": proved + failed}
-
-    def majority_vote(state: LincResult) -> dict[str, object]:
-        votes = Tally().add(s.label for s in state.samples if s.label != "Error")
-        winner = votes.winner
-        errors = sum(s.label == "Error" for s in state.samples)
-        inconsistent = sum(s.premises_consistent is False for s in state.samples)
-        agreement = votes.counts[winner] / k if winner is not None else 0.0
-        return {"k": k, "votes": votes, "answer": winner, "agreement": agreement, "error_count": errors,
-                "inconsistent_count": inconsistent}
-
-    graph = Graph("linc", LincResult, inputs=["premises", "conclusion"])
-    graph.add_agent("semantic_parsing", parser, inputs=["premises", "conclusion"], output="programs",
-                    many=True, violations="invalid_samples")
-    graph.add_node("symbolic_inference", symbolic_inference, reads=["programs", "invalid_samples"], writes=["samples"])
-    graph.add_node("majority_vote", majority_vote, reads=["samples"],
-                   writes=["k", "votes", "answer", "agreement", "error_count", "inconsistent_count"])
-    graph.add_edge(START, "semantic_parsing")
-    graph.add_edge("semantic_parsing", "symbolic_inference")
-    graph.add_edge("symbolic_inference", "majority_vote")
-    graph.add_edge("majority_vote", END)
-    return graph
 
 
 # -- evaluation (agentkit eval): FOLIO and ProofWriter rows carry premises and conclusion -----------
@@ -300,12 +314,22 @@ def prediction(output: LincResult) -> str:
 
 def extras(output: LincResult) -> dict[str, object]:
     """Errors and the tally per example, the share of samples the prover decided (LINC's measure of
-    how often the parse is executable) and the share whose premises were inconsistent."""
-    decided = (output.k - output.error_count) / output.k if output.k else None
-    inconsistent = output.inconsistent_count / output.k if output.k else None
-    return {"error_count": output.error_count, "k": output.k, "votes": dict(output.votes.counts),
-            "prover_success_rate": decided, "inconsistent_count": output.inconsistent_count,
-            "inconsistent_rate": inconsistent}
+    how often the parse is executable), the shares with inconsistent premises and with a degenerate
+    program, each sample's findings and the requests the problem took (``calls``)."""
+    k = output.k
+    refused: dict[str, int] = {}
+    for s in output.samples:
+        for reason in s.refused:
+            refused[reason] = refused.get(reason, 0) + 1
+    return {"error_count": output.error_count, "k": k, "votes": dict(output.votes.counts),
+            "prover_success_rate": sum(s.decided for s in output.samples) / k if k else None,
+            "inconsistent_count": output.inconsistent_count,
+            "inconsistent_rate": output.inconsistent_count / k if k else None,
+            "degenerate_count": output.degenerate_count,
+            "degenerate_rate": output.degenerate_count / k if k else None,
+            "invalid": refused, "sample_findings": [s.findings for s in output.samples], "calls": output.calls,
+            "grounding": None if not output.vocabularies and not output.vocabulary_violations
+            else ("input" if output.grounding.grounded else "open")}
 
 
 def _mean_of(results: Sequence[ScoredExample], key: str) -> float | None:
@@ -315,10 +339,13 @@ def _mean_of(results: Sequence[ScoredExample], key: str) -> float | None:
 
 
 def summarize(results: Sequence[ScoredExample]) -> dict[str, object]:
-    """Means over the examples that report them: the share of the K samples the prover decided, and
-    the share whose premises were inconsistent (a "True" that proves nothing)."""
+    """Means over the examples that report them: the share of the K samples the prover decided, the
+    share whose premises were inconsistent (a "True" that proves nothing), the share with a copied
+    conclusion or a repeated premise, and the backend requests per problem."""
     return {"prover_success_rate": _mean_of(results, "prover_success_rate"),
-            "inconsistent_rate": _mean_of(results, "inconsistent_rate")}
+            "inconsistent_rate": _mean_of(results, "inconsistent_rate"),
+            "degenerate_rate": _mean_of(results, "degenerate_rate"),
+            "calls_per_example": _mean_of(results, "calls")}
 
 
 PATTERN = Pattern("linc", build, LogicProblem, samples_knob="k", input_from=input_from, prediction=prediction,

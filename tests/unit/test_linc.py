@@ -181,7 +181,7 @@ def test_undecided_prover_is_an_error_vote(monkeypatch: pytest.MonkeyPatch) -> N
     def gave_up(premises, conclusion, timeout_s):
         return FOLResult(label="Uncertain", reason="timeout after 0.1s", timed_out=True, conclusive=False)
 
-    monkeypatch.setattr(linc, "check", gave_up)
+    monkeypatch.setattr(linc.checking, "check", gave_up)
     out = _run(Scripted([SAYS_TRUE, SAYS_FALSE]), k=2, timeout_s=0.1)
     assert [s.label for s in out.samples] == ["Error", "Error"]
     assert "could not decide: timeout" in out.samples[0].reason and out.answer is None
@@ -261,11 +261,11 @@ def test_eval_harness_scores_linc_with_gold_translations(tmp_path) -> None:
 # -- evaluation: the harness reports LINC's prover success rate ---------------------------------------
 
 
-@pytest.mark.parametrize(("cassette", "knobs", "rate"), [
-    ("linc_hawks_k4", {"k": 4, "seed": 7}, 1.0),                          # every sample decided
-    ("linc_hawks_truncated", {"k": 3, "seed": 7, "max_tokens": 12}, 0.0),  # every sample cut short
+@pytest.mark.parametrize(("cassette", "knobs", "rate", "degenerate"), [
+    ("linc_hawks_k4", {"k": 4, "seed": 7}, 1.0, 0.75),   # every sample decided; 3 of 4 copy the conclusion
+    ("linc_hawks_truncated", {"k": 3, "seed": 7, "max_tokens": 12}, 0.0, 0.0),  # every sample cut short
 ])
-def test_eval_summary_reports_the_prover_success_rate(replay, tmp_path, cassette, knobs, rate) -> None:
+def test_eval_summary_reports_the_prover_success_rate(replay, tmp_path, cassette, knobs, rate, degenerate) -> None:
     import json
 
     from agentkit.eval.runner import evaluate, select_dataset
@@ -275,6 +275,7 @@ def test_eval_summary_reports_the_prover_success_rate(replay, tmp_path, cassette
                                 "label": "False"}) + "\n", encoding="utf-8")
     outcome = evaluate("linc", select_dataset(rows), replay(cassette), tmp_path / "run", knobs=knobs)
     assert outcome.complete
-    assert outcome.summary.pattern_metrics == {"prover_success_rate": rate, "inconsistent_rate": 0.0}
+    assert outcome.summary.pattern_metrics == {"prover_success_rate": rate, "inconsistent_rate": 0.0,
+                                               "degenerate_rate": degenerate, "calls_per_example": 1.0}
     (line,) = (tmp_path / "run" / "results.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(line)["extra"]["prover_success_rate"] == rate

@@ -17,7 +17,16 @@ from agentkit.graph import END, START, Graph
 from agentkit.graphs import linc
 from agentkit.pattern import Pattern
 from agentkit.vocab import Question
-from tests.unit.test_linc import BROKEN, HAWKS, SAYS_FALSE, SAYS_TRUE, SAYS_UNCERTAIN, Scripted, _program, _run
+from tests.unit.test_linc import (
+    BROKEN,
+    HAWKS,
+    SAYS_FALSE,
+    SAYS_TRUE,
+    SAYS_UNCERTAIN,
+    Scripted,
+    _program,
+    _run,
+)
 
 #: P1 and P2 contradict each other, so the prover proves anything ("True") from them.
 INCONSISTENT = _program(HAWKS, "∀x (Hawk(x) → ¬Lands(x))", "∃x (Hawk(x) ∧ Lands(x))", "∀x (Bird(x) → Lands(x))")
@@ -67,7 +76,9 @@ def test_inconsistent_premises_are_counted_per_sample_and_example() -> None:
 def test_inconsistent_rate_in_pattern_metrics(tmp_path: Path) -> None:
     outcome, result = _evaluate(tmp_path, [INCONSISTENT, SAYS_TRUE, SAYS_TRUE, SAYS_FALSE], "False", k=4)
     assert result["extra"]["inconsistent_rate"] == 0.25
-    assert outcome.summary.pattern_metrics == {"prover_success_rate": 1.0, "inconsistent_rate": 0.25}
+    # SAYS_TRUE's first premise is its conclusion: 2 of the 4 samples are degenerate (counted, not refused)
+    assert outcome.summary.pattern_metrics == {"prover_success_rate": 1.0, "inconsistent_rate": 0.25,
+                                               "degenerate_rate": 0.5, "calls_per_example": 1.0}
 
 
 def test_summarize_averages_over_the_examples_that_report() -> None:
@@ -82,7 +93,8 @@ def test_summarize_averages_over_the_examples_that_report() -> None:
     lines = [Line(id="a", extra={"prover_success_rate": 1.0, "inconsistent_rate": 0.5}),
              Line(id="b", extra={"prover_success_rate": 0.0, "inconsistent_rate": 0.0}),
              Line(id="c")]  # e.g. an example that failed before LINC ran: no figures to average
-    assert linc.summarize(lines) == {"prover_success_rate": 0.5, "inconsistent_rate": 0.25}
+    assert linc.summarize(lines) == {"prover_success_rate": 0.5, "inconsistent_rate": 0.25,
+                                     "degenerate_rate": None, "calls_per_example": None}
 
 
 # -- the runner's rule, on a toy pattern ----------------------------------------------------------------

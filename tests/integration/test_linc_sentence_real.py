@@ -1,0 +1,84 @@
+"""LINC's per-sentence variant with the input-grounded grammar on the real SmolLM2 (issue 17's "done
+when"): on ProntoQA_1, every predicate of every program comes from the input's words, by
+construction. The answer is not asserted: a 135M parser translates poorly either way.
+
+The knobs go through the same parsing as ``agentkit run linc -o translation='"sentence"' -o
+grounded=true``; the backend is llama.cpp on one thread (the machine is shared), K=2 for time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from agentkit.eval import load_dataset
+from agentkit.graphs import get_pattern, linc
+from agentkit.graphs._linc_grounding import number_variants
+from agentkit.verifiers.fol import (
+    And,
+    Atom,
+    Exists,
+    ForAll,
+    Iff,
+    Implies,
+    Not,
+    Or,
+    Xor,
+    parse,
+)
+from tests.helpers import Recording
+
+pytestmark = pytest.mark.integration
+
+
+def _atoms(f) -> list[Atom]:
+    if isinstance(f, Atom):
+        return [f]
+    if isinstance(f, Not):
+        return _atoms(f.arg)
+    if isinstance(f, (ForAll, Exists)):
+        return _atoms(f.body)
+    if isinstance(f, (And, Or)):
+        return [a for arg in f.args for a in _atoms(arg)]
+    assert isinstance(f, (Xor, Implies, Iff))
+    return _atoms(f.left) + _atoms(f.right)
+
+
+def _from_the_words(name: str, words: set[str]) -> bool:
+    """``name`` is a CamelCase join of input words, the last one possibly in its other number."""
+    parts = [p.lower() for p in re.findall(r"[A-Z][a-z0-9]*|[a-z0-9]+", name)]
+    *head, last = parts
+    return all(p in words for p in head) and any(v in words for v in number_variants(last))
+
+
+def test_sentence_translation_with_the_grounded_grammar_uses_only_the_inputs_words() -> None:
+    from agentkit.backends.llamacpp import LlamaCppBackend
+
+    (example,) = [e for e in load_dataset("prontoqa") if e.id == "ProntoQA_1"]
+    problem = linc.input_from(example)
+    words = {w.lower() for s in problem.sentences for w in re.findall(r"[^\W_]+", s)}
+    pattern = get_pattern("linc")
+    knobs = dict(pattern.parse_option(o) for o in ['translation="sentence"', "grounded=true", "k=2", "seed=3"])
+    backend = Recording(LlamaCppBackend(n_threads=1))
+    out = asyncio.run(pattern.graph(backend, **knobs).compile().ainvoke(problem))
+
+    assert out.grounding.grounded and out.vocabularies, (out.grounding, out.vocabulary_violations)
+    vocabulary_request = backend.requests[0]
+    assert vocabulary_request.n == 2 and "/[A-Z]" not in vocabulary_request.constraint.value  # grounded, not open
+    assert len(backend.requests) == out.calls == 1 + len(problem.sentences) * len(
+        {v.model_dump_json() for v in out.vocabularies})
+    for vocabulary in out.vocabularies:
+        assert all(_from_the_words(name, words) for name, _ in vocabulary.predicates), vocabulary
+        assert all(c in words for c in vocabulary.constants), vocabulary
+    programs = [s for s in out.samples if s.premises_fol is not None]
+    assert programs, [s.reason for s in out.samples]  # guided decoding: the programs exist to be checked
+    for sample in programs:
+        formulas = [*sample.premises_fol, sample.conclusion_fol]
+        assert len(formulas) == len(problem.sentences)
+        for formula in formulas:
+            for atom in _atoms(parse(formula)):
+                assert _from_the_words(atom.pred, words), (atom.pred, formula)
+        assert sample.label in ("True", "False", "Uncertain", "Error")
+    assert out.k == 2 and len(out.samples) == 2
