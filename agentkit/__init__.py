@@ -15,7 +15,7 @@ from agentkit.errors import (
     SchemaViolation,
     TruncatedOutput,
 )
-from agentkit.graph import END, START, CompiledGraph, Graph
+from agentkit.graph import END, START, CompiledGraph, Graph, NodeFinished, RunFinished
 
 __version__ = "0.1.0"
 
@@ -37,7 +37,9 @@ __all__ = [
     "InputError",
     "Message",
     "NoValidSample",
+    "NodeFinished",
     "Retry",
+    "RunFinished",
     "Sampling",
     "SchemaViolation",
     "TruncatedOutput",

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, get_type_hints
 
 from langgraph.graph import StateGraph
 from pydantic import BaseModel, create_model
 
-from agentkit import stats, tracing
+from agentkit import _persistence_run, _stream, stats, tracing
+from agentkit._persistence_run import RunSettings
+from agentkit._stream import NodeFinished, RunFinished, StreamEvent
 from agentkit._wiring import END, START, ancestors, check_parallel_writes, check_reads
 from agentkit.agent import Agent, Retry
 from agentkit.backends.base import Backend
@@ -25,7 +34,7 @@ from agentkit.errors import ConfigError, GraphBuildError
 S = TypeVar("S", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
-__all__ = ["END", "START", "CompiledGraph", "Graph"]
+__all__ = ["END", "START", "CompiledGraph", "Graph", "NodeFinished", "RunFinished", "StreamEvent"]
 
 NodeFn = Callable[[Any], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 
@@ -228,7 +237,9 @@ class Graph(Generic[S]):
                     f"that the state {self.state.__name__} lacks"
                 )
 
-    def compile(self, *, backend: Backend | None = None) -> CompiledGraph[S]:
+    def compile(self, *, backend: Backend | None = None, checkpointer: Any = None) -> CompiledGraph[S]:
+        """``checkpointer``: an ``agentkit.persistence`` store or any LangGraph checkpoint saver; runs
+        then take a ``thread_id`` and continue where a crashed run of that thread stopped."""
         self._validate()
         builder = StateGraph(self.state)
         for node in self._nodes.values():
@@ -241,18 +252,21 @@ class Graph(Generic[S]):
                 builder.add_edge(src, dst)
         for src, router, table in self._routes:
             builder.add_conditional_edges(src, _checked_router(self.name, src, router, table), table)
-        return CompiledGraph(self, builder.compile())
+        return CompiledGraph(self, builder.compile(), checkpointer=checkpointer)
 
 
 def _bind(node: _Node, backend: Backend | None) -> Callable[[BaseModel], Awaitable[dict[str, Any]]]:
     async def call(state: BaseModel) -> dict[str, Any]:
         try:
-            if node.kind == "agent":
-                return await node.run(state, backend)
-            with tracing.node_span(node.name, node.kind) as s:
-                update = await node.run(state, backend)
-                tracing.annotate_tallies(s, update)
-                return update
+            with stats.collect(forward=True) as used:  # this node's own usage, for astream's events
+                if node.kind == "agent":
+                    update = await node.run(state, backend)
+                else:
+                    with tracing.node_span(node.name, node.kind) as s:
+                        update = await node.run(state, backend)
+                        tracing.annotate_tallies(s, update)
+            _stream.report(node.name, used)
+            return update
         except Exception as exc:
             exc.add_note(f"in node {node.name!r}")
             raise
@@ -276,9 +290,10 @@ def _checked_router(graph: str, src: str, router: Callable[[Any], str], table: d
 class CompiledGraph(Generic[S]):
     """Runnable graph: ``invoke``/``ainvoke`` one input, ``batch``/``abatch`` many with a limit."""
 
-    def __init__(self, graph: Graph[S], compiled: Any) -> None:
+    def __init__(self, graph: Graph[S], compiled: Any, *, checkpointer: Any = None) -> None:
         self.graph = graph
         self.langgraph = compiled
+        self.checkpointer = checkpointer
 
     @property
     def name(self) -> str:
@@ -291,14 +306,59 @@ class CompiledGraph(Generic[S]):
             raise ConfigError(f"graph {self.name!r}: input is missing {sorted(missing)}")
         return data
 
-    async def ainvoke(self, inp: BaseModel | Mapping[str, Any], *, recursion_limit: int = 100) -> Any:
+    async def ainvoke(self, inp: BaseModel | Mapping[str, Any], *, recursion_limit: int = 100,
+                      thread_id: str | None = None, settings: RunSettings | None = None) -> Any:
+        """Run once; with ``thread_id`` (and a checkpointer) start, continue or re-read that thread.
+
+        ``settings`` (pattern, knobs, backend) are stored with a new thread, and continuing it with
+        other ones is refused naming the difference (the CLI passes them; see ``_persistence_run``).
+        """
         data = self._coerce(inp)
         with tracing.workflow_span(self.name, data) as s:
-            final = await self.langgraph.ainvoke(data, config={"recursion_limit": recursion_limit})
+            if thread_id is None and self.checkpointer is not None:
+                raise ConfigError(f"graph {self.name!r} was compiled with a checkpointer: pass thread_id=... "
+                                  "to name the run it stores")
+            if thread_id is None:
+                final = await self.langgraph.ainvoke(data, config={"recursion_limit": recursion_limit})
+            else:
+                async with _persistence_run.opened(self._require_checkpointer()) as saver:
+                    final = await _persistence_run.invoke(
+                        self.langgraph, saver, state=self.graph.state, graph=self.name, data=data,
+                        thread_id=thread_id, settings=settings, recursion_limit=recursion_limit)
             values = final.model_dump() if isinstance(final, BaseModel) else dict(final)
             result = (self.graph.output or self.graph.state).model_validate(values)
             tracing.set_output(s, result)
         return result
+
+    async def astream(self, inp: BaseModel | Mapping[str, Any], *, recursion_limit: int = 100,
+                      thread_id: str | None = None, settings: RunSettings | None = None,
+                      ) -> AsyncIterator[StreamEvent]:
+        """Like ``ainvoke``, but yield a ``NodeFinished`` as each node ends, then ``RunFinished`` (the output)."""
+        data = self._coerce(inp)
+        if thread_id is None and self.checkpointer is not None:
+            raise ConfigError(f"graph {self.name!r} was compiled with a checkpointer: pass thread_id=... "
+                              "to name the run it stores")
+        with tracing.workflow_span(self.name, data) as s:
+            async for event in _stream.stream(self, data, thread_id=thread_id, settings=settings,
+                                              recursion_limit=recursion_limit):
+                if isinstance(event, RunFinished):
+                    tracing.set_output(s, event.output)
+                yield event
+
+    def _require_checkpointer(self) -> Any:
+        if self.checkpointer is None:
+            raise ConfigError(f"graph {self.name!r}: thread_id needs a checkpoint store; compile with "
+                              "checkpointer=agentkit.persistence.sqlite(PATH) (or postgres(DSN))")
+        return self.checkpointer
+
+    async def aget_state(self, thread_id: str) -> S | None:
+        """The thread's latest checkpointed state as the state model (None before its first step)."""
+        async with _persistence_run.opened(self._require_checkpointer()) as saver:
+            found = await _persistence_run.latest(saver, thread_id)
+        if found is None or not found[1]:  # no such thread, or no step finished yet
+            return None
+        _persistence_run.check_values(self.graph.state, found[1], thread_id)
+        return self.graph.state.model_validate(found[1])
 
     async def ainvoke_with_stats(self, inp: BaseModel | Mapping[str, Any]) -> tuple[Any, stats.RunStats]:
         """Run once and also return the run's calls/tokens (what the eval harness records)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,9 +17,14 @@ from agentkit.cli._common import (
     SeedOpt,
     TraceFileOpt,
     exit_codes,
+    fail,
     parse_input,
     pattern_knobs,
 )
+
+CheckpointOpt = Annotated[str | None, typer.Option(
+    "--checkpoint", help="checkpoint store: a SQLite file or a postgresql:// DSN (with --thread)")]
+ThreadOpt = Annotated[str | None, typer.Option("--thread", help="the run's thread id in the checkpoint store")]
 
 
 def run(
@@ -33,24 +38,62 @@ def run(
     seed: SeedOpt = None,
     trace_file: TraceFileOpt = None,
     option: KnobsOpt = None,
+    checkpoint: CheckpointOpt = None,
+    thread: ThreadOpt = None,
+    stream: Annotated[bool, typer.Option("--stream", help="one progress line per node on stderr")] = False,
 ) -> None:
-    """Run one pattern on one input and print the result as JSON."""
+    """Run one pattern on one input and print the result as JSON.
+
+    With --checkpoint and --thread the run is durable: rerunning the same command after a crash
+    continues it without redoing finished model calls; rerunning a finished one prints its result.
+    """
     from agentkit import tracing
     from agentkit.backends import make_backend
     from agentkit.graphs import get_pattern
+    from agentkit.persistence import RunSettings, from_target, jsonable
 
     with exit_codes():
+        if (checkpoint is None) != (thread is None):
+            fail("--checkpoint and --thread go together: give both (or neither)")
         spec = get_pattern(pattern)
         inp = parse_input(spec.input_type, question, input_json)
         knobs = pattern_knobs(spec, samples=samples, seed=seed, options=option or [])
+        store = from_target(checkpoint) if checkpoint is not None else None
         provider = tracing.configure(trace_file=trace_file)
         try:
             engine = make_backend(backend, model=model, base_url=base_url)
-            result = asyncio.run(spec.build(engine, **knobs).compile().ainvoke(inp))
+            compiled = spec.build(engine, **knobs).compile(checkpointer=store)
+            durable = {} if store is None else {"thread_id": thread, "settings": RunSettings(
+                pattern=pattern, knobs=jsonable(knobs), backend=backend, model=model, base_url=base_url)}
+            if stream:
+                result = asyncio.run(_streamed(compiled, inp, durable))
+            else:
+                result = asyncio.run(compiled.ainvoke(inp, **durable))
         finally:
             if provider is not None:
                 provider.shutdown()
     typer.echo(result.model_dump_json())
+
+
+async def _streamed(compiled: Any, inp: Any, durable: dict[str, Any]) -> Any:
+    """Progress on stderr as each node ends (rich on a terminal, plain lines otherwise); the output back."""
+    import sys
+
+    from rich.console import Console
+
+    from agentkit.graph import NodeFinished
+
+    console = Console(stderr=True) if sys.stderr.isatty() else None
+    async for event in compiled.astream(inp, **durable):
+        if not isinstance(event, NodeFinished):
+            return event.output
+        tokens = f"{event.usage.input_tokens}/{event.usage.output_tokens}"
+        if console is not None:
+            console.print(f"[green]✓[/] [bold]{event.node}[/]  [dim]{event.elapsed_s:6.2f}s  "
+                          f"calls={event.calls}  tokens in/out={tokens}[/]", highlight=False)
+        else:
+            typer.echo(f"{event.node} {event.elapsed_s:.2f}s calls={event.calls} tokens={tokens}", err=True)
+    raise AssertionError("astream ended without its final event")
 
 
 def register(app: typer.Typer) -> None:
