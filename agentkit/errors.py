@@ -58,6 +58,12 @@ class BackendUnavailable(BackendError):
     """The backend stayed unreachable after all retries."""
 
 
+class GenerationTimeout(BackendError):
+    """A server took the request but sent no answer in time. Not transient on purpose: the first
+    copy may still be running there, and sending it again would double the load of a server that
+    is already too slow (a pool sends it to another endpoint instead)."""
+
+
 class CassetteMiss(BackendError, ConfigError):
     """A replay cassette has no recording for a request."""
 

@@ -8,6 +8,7 @@ graph runs each get their own object, so their counts never mix.
 from __future__ import annotations
 
 import contextvars
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,11 +18,18 @@ from agentkit.backends.base import Usage
 
 
 class RunStats(BaseModel):
+    #: one graph run (nested blocks share their run's id): the default key that keeps a run's calls
+    #: on one endpoint of a pool, where its shared prompt prefix is cached
+    run_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     calls: int = 0
     samples: int = 0
     valid_samples: int = 0
     usage: Usage = Usage()
     by_model: dict[str, Usage] = Field(default_factory=dict)
+    by_server: dict[str, int] = Field(default_factory=dict)  #: requests per server URL (pools)
+
+    def record_server(self, url: str) -> None:
+        self.by_server[url] = self.by_server.get(url, 0) + 1
 
     def record(self, model: str, usage: Usage, samples: int, valid: int) -> None:
         self.calls += 1
@@ -42,6 +50,8 @@ class RunStats(BaseModel):
         self.usage = self.usage + other.usage
         for model, usage in other.by_model.items():
             self.by_model[model] = self.by_model.get(model, Usage()) + usage
+        for url, count in other.by_server.items():
+            self.by_server[url] = self.by_server.get(url, 0) + count
 
     @property
     def schema_validity(self) -> float | None:
@@ -62,7 +72,8 @@ def collect(*, forward: bool = False) -> Iterator[RunStats]:
     A nested block collects separately; with ``forward=True`` its counts are also added to the
     enclosing block's when it ends (even by an exception: the calls were made).
     """
-    stats = RunStats()
+    outer = _current.get()
+    stats = RunStats() if outer is None else RunStats(run_id=outer.run_id)
     token = _current.set(stats)
     try:
         yield stats

@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -268,6 +269,10 @@ def record_generation(s: Span, generation: Generation, *, model: str) -> None:
         "llm.token_count.prompt_details.cache_read": usage.cached_tokens,
         "agentkit.latency_s": generation.latency_s,
     }
+    if generation.server:  # which server answered (in a pool, the endpoint the request went to)
+        url = urlsplit(generation.server)
+        attrs["server.address"] = url.hostname or ""
+        attrs["server.port"] = url.port or (443 if url.scheme == "https" else 80)
     if capture_content():
         texts = [c.text for c in generation.choices]
         attrs["gen_ai.output.messages"] = json.dumps(

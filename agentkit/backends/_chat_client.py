@@ -6,7 +6,12 @@ Formatting lives in ``_openai_format``; this module only moves JSON. Why each pi
 - tenacity retries connection errors, timeouts and 5xx/429 with exponential backoff, then raises
   ``BackendUnavailable`` naming the URL, so a dead server ends a run in bounded time;
 - the W3C ``traceparent`` header of the current span goes with every request, so the server's
-  own spans (vLLM can export OTLP) join the agent's trace.
+  own spans (vLLM can export OTLP) join the agent's trace;
+- backpressure: at most ``max_in_flight`` requests are at the server at once and the rest queue
+  here, so the server's own queue stays short and ``timeout_s`` (which starts once a request is
+  sent, not while it queues here) measures a stalled server rather than a long queue. A POST
+  whose answer does not come in time is never sent again to this server: the first copy may
+  still be running there (``GenerationTimeout``; a pool tries another endpoint).
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from agentkit.errors import AgentkitError, BackendError, BackendUnavailable, ConfigError, TransientBackendError
+from agentkit.backends._capacity import Capacity
+from agentkit.errors import (
+    AgentkitError,
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    GenerationTimeout,
+    TransientBackendError,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -70,13 +83,22 @@ class ChatClient:
         connect_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 256,
+        max_in_flight: int | None = None,
     ) -> None:
+        """``max_in_flight``: sequences at the server at once, a request for n samples counting n
+        (vLLM's ``--max-num-seqs``); None sets no limit beyond ``max_connections``."""
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ConfigError(f"max_in_flight must be >= 1 (or None for no limit), got {max_in_flight}")
         self.base_url = normalize_base_url(base_url)
+        self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight
         self.retry = retry or RetryPolicy()
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._slots: dict[asyncio.AbstractEventLoop, Capacity] = {}
+        self.in_flight = 0  #: sequences sent and not yet answered (all loops)
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -97,8 +119,20 @@ class ChatClient:
     async def post_json(self, path: str, body: dict[str, Any], errors: ErrorMapper) -> Any:
         return await self._with_retries("POST", path, body, errors)
 
+    def _slot(self) -> Capacity | None:
+        """This loop's in-flight limit (its waiters are futures of the loop that made them)."""
+        if self.max_in_flight is None:
+            return None
+        loop = asyncio.get_running_loop()
+        for old in [lp for lp in self._slots if lp.is_closed()]:
+            del self._slots[old]
+        return self._slots.setdefault(loop, Capacity(self.max_in_flight))
     async def get_json(self, path: str, errors: ErrorMapper) -> Any:
         return await self._with_retries("GET", path, None, errors)
+
+    async def get_once(self, path: str, errors: ErrorMapper) -> Any:
+        """One GET, no retries (a health probe wants the answer now, not after backoff)."""
+        return await self._once("GET", f"{self.base_url}{path}", None, errors)
 
     def get_json_sync(self, path: str, errors: ErrorMapper) -> Any:
         """For constructors (model discovery) that run outside any event loop."""
@@ -150,12 +184,28 @@ class ChatClient:
     async def _once(self, method: str, url: str, body: dict[str, Any] | None, errors: ErrorMapper) -> Any:
         headers: dict[str, str] = {}
         propagate.inject(headers)  # traceparent (and baggage) of the current span, if any
+        slot = self._slot()
+        weight = int(body.get("n", 1)) if isinstance(body, dict) else 1  # n samples hold n sequences
+        if slot is not None:
+            weight = await slot.acquire(weight)  # queued here, not at the server; no timeout runs yet
+        self.in_flight += weight
         try:
             response = await self._client().request(method, url, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
+        except httpx.ReadTimeout as exc:
+            if method != "POST":
+                raise TransientBackendError(f"{method} {url} timed out ({type(exc).__name__})") from exc
+            raise GenerationTimeout(
+                f"{method} {url} sent no answer within {self.timeout_s:g}s; it may still be generating, so it is "
+                "not sent to this server again. Lower the concurrency (max_in_flight) or raise timeout_s"
+            ) from exc
+        except httpx.TimeoutException as exc:  # connect, write or pool timeouts: the server never took it
             raise TransientBackendError(f"{method} {url} timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
             raise TransientBackendError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self.in_flight -= weight
+            if slot is not None:
+                slot.release(weight)
         if response.status_code >= 400:
             raise errors(response.status_code, response.text)
         try:

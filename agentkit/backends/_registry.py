@@ -9,7 +9,7 @@ values (None when not given). The built-in factories import their engine modules
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agentkit.backends.base import Backend
@@ -56,23 +56,44 @@ def backend_kinds() -> dict[str, str]:
     return {kind: entry.help for kind, entry in _KINDS.items()}
 
 
-def make_backend(kind: str = "llamacpp", *, model: str | None = None, base_url: str | None = None) -> Backend:
+def make_backend(kind: str = "llamacpp", *, model: str | None = None,
+                 base_url: str | Sequence[str] | None = None) -> Backend:
     """Build a backend by kind, as the CLI's --backend/--model/--base-url options describe it.
 
     ``vllm`` talks to a vLLM server (default http://127.0.0.1:8000/v1, as ``agentkit serve vllm``
     starts it); ``openai`` to any OpenAI-compatible endpoint (--base-url required, key from
-    OPENAI_API_KEY). For both, --model is the served model name, asked from the server if omitted.
+    OPENAI_API_KEY). For both, --model is the served model name, asked from the server if omitted,
+    and several URLs make a ``PoolBackend`` over replicas of one model.
     """
     entry = _KINDS.get(kind)
     if entry is None:
         raise ConfigError(f"unknown backend {kind!r}; available: {', '.join(_KINDS)}")
-    backend = entry.factory(model=model, base_url=base_url)
+    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+    if len(urls) > 1:
+        backend = _pool(kind, entry, model=model, urls=urls)
+    else:
+        backend = entry.factory(model=model, base_url=urls[0] if urls else None)
     if not isinstance(backend, Backend):
         raise ConfigError(
             f"the factory of backend {kind!r} returned a {type(backend).__name__!r} value, which is not a Backend "
             "(it needs provider, model and an async generate(request))"
         )
     return backend
+
+
+def _pool(kind: str, entry: _Kind, *, model: str | None, urls: list[str]) -> Backend:
+    """One endpoint per URL, made by the kind's own factory, each with no retries of its own."""
+    from agentkit.backends.openai_compat import OpenAICompatibleBackend
+    from agentkit.backends.pool import PoolBackend
+
+    endpoints = []
+    for url in urls:
+        endpoint = entry.factory(model=model, base_url=url)
+        if not isinstance(endpoint, OpenAICompatibleBackend):
+            raise ConfigError(f"--base-url was given {len(urls)} times, but backend {kind!r} is not an HTTP backend "
+                              "that can be pooled; pass one --base-url, or use --backend vllm or openai")
+        endpoints.append(endpoint)
+    return PoolBackend(endpoints)
 
 
 # -- built-in kinds ---------------------------------------------------------------------------------

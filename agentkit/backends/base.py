@@ -88,6 +88,7 @@ class Generation(BaseModel):
     usage: Usage = Usage()
     latency_s: float = 0.0
     model: str = ""
+    server: str = ""  #: the URL of the server that answered (HTTP backends; a pool names its endpoint)
 
 
 @runtime_checkable

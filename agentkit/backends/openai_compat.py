@@ -50,6 +50,8 @@ class OpenAICompatibleBackend:
     empty_model_message: ClassVar[str] = "--model is empty; pass the endpoint's model name"
     #: json_schema's strict flag (OpenAI's strict mode requires every property to be required)
     strict: bool = True
+    #: the in-flight limit when none is given (None: none; see ChatClient's max_in_flight)
+    default_max_in_flight: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -61,9 +63,12 @@ class OpenAICompatibleBackend:
         connect_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 256,
+        max_in_flight: int | None = None,
     ) -> None:
         """``model`` is the served model name; when omitted it is asked from the server (GET /models),
-        which also fails fast, naming the URL, when nothing is listening there."""
+        which also fails fast, naming the URL, when nothing is listening there. ``max_in_flight``
+        caps the sequences at the server at once (a request for n samples counts n); the rest
+        queue in the client, and ``timeout_s`` only starts once a request is sent."""
         self._client = ChatClient(
             base_url,
             api_key=api_key,
@@ -71,6 +76,7 @@ class OpenAICompatibleBackend:
             connect_timeout_s=connect_timeout_s,
             retry=retry,
             max_connections=max_connections,
+            max_in_flight=max_in_flight if max_in_flight is not None else self.default_max_in_flight,
         )
         self.base_url = self._client.base_url
         if model is not None and not model.strip():
@@ -82,6 +88,7 @@ class OpenAICompatibleBackend:
         generation = await self._sample(request)
         generation.latency_s = time.perf_counter() - start
         generation.model = generation.model or self.model
+        generation.server = self.base_url
         return generation
 
     async def _sample(self, request: GenerationRequest) -> Generation:
@@ -98,6 +105,32 @@ class OpenAICompatibleBackend:
 
         payload = await self._client.post_json("/chat/completions", body, errors)
         return parse_reply(payload, url=url, expected=n)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """Retries of one request on this server (a pool sets none: it moves the request instead)."""
+        return self._client.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self._client.retry = policy
+
+    @property
+    def in_flight(self) -> int:
+        """Sequences sent to the server and not yet answered."""
+        return self._client.in_flight
+
+    @property
+    def max_in_flight(self) -> int | None:
+        return self._client.max_in_flight
+
+    async def probe(self) -> None:
+        """GET /models once, no retries: raises if the server does not answer (health checks)."""
+
+        def errors(status: int, body: str) -> AgentkitError:
+            return error_for_status(status, body, url=f"{self.base_url}/models", model=self.model, constraint=None)
+
+        await self._client.get_once("/models", errors)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -119,6 +152,7 @@ class OpenAIBackend(OpenAICompatibleBackend):
         connect_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 64,
+        max_in_flight: int | None = None,
     ) -> None:
         """``api_key`` defaults to OPENAI_API_KEY. ``model`` is required for hosted APIs; for a local
         server it defaults to the first model it lists. ``supports_n=False`` is for endpoints that
@@ -135,6 +169,7 @@ class OpenAIBackend(OpenAICompatibleBackend):
             connect_timeout_s=connect_timeout_s,
             retry=retry,
             max_connections=max_connections,
+            max_in_flight=max_in_flight,
         )
 
     async def _sample(self, request: GenerationRequest) -> Generation:

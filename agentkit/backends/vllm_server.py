@@ -23,6 +23,9 @@ class VLLMServerBackend(OpenAICompatibleBackend):
 
     provider = "vllm"
     dialect = "vllm"
+    #: vLLM 0.32's smallest default --max-num-seqs (its OpenAI server on CPU; GPUs get 256 or 1024).
+    #: The server does not publish its value (/v1/models, /metrics), so pass max_in_flight= to match it.
+    default_max_in_flight = 128
     empty_model_message = "--model is empty; pass the server's served model name or leave it out"
 
     async def _sample(self, request: GenerationRequest) -> Generation:

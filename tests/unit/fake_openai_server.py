@@ -40,10 +40,14 @@ class FakeOpenAI:
     seen: list[Seen] = field(default_factory=list)
     #: the most POSTs that were being served at one time (requests that overlapped, not a timing)
     max_in_flight: int = 0
+    #: like a server's max-num-seqs: at most this many POSTs generate at once, the rest wait their
+    #: turn (each then takes its full delay); None: no limit
+    capacity: int | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._seats = threading.BoundedSemaphore(self.capacity) if self.capacity else None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -66,6 +70,11 @@ class FakeOpenAI:
 
     def posts(self) -> list[Seen]:
         return [s for s in self.seen if s.method == "POST"]
+
+    def duplicates(self) -> int:
+        """POSTs whose body this server had already received (the same generation sent twice)."""
+        bodies = [json.dumps(p.body, sort_keys=True) for p in self.posts()]
+        return len(bodies) - len(set(bodies))
 
     def _next(self) -> Reply:
         with self._lock:
@@ -121,8 +130,14 @@ class FakeOpenAI:
                     fake._in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
                 try:
-                    if reply.delay_s:
-                        time.sleep(reply.delay_s)
+                    if fake._seats is not None:
+                        fake._seats.acquire()
+                    try:
+                        if reply.delay_s:
+                            time.sleep(reply.delay_s)
+                    finally:
+                        if fake._seats is not None:
+                            fake._seats.release()
                 finally:
                     with fake._lock:
                         fake._in_flight -= 1

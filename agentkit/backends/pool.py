@@ -1,0 +1,185 @@
+"""One backend over several OpenAI-compatible endpoints serving the same model (vLLM replicas).
+
+Routing keeps a graph run on one endpoint: DaSLaM's sequential calls and a MAJ panel's parallel
+judges share a long prompt prefix, and only the server that saw it first has it in its prefix
+cache; a round-robin router would make every replica prefill it again. So each request carries an
+affinity key (by default its graph run's id, ``stats.RunStats.run_id``; or a hash of its leading
+messages) and goes where that key went before while that endpoint is up and has room; otherwise,
+and for a new key, to the endpoint with the fewest sequences outstanding.
+
+Failures: a connection error, a 5xx or a generation timeout marks the endpoint down, and the
+request goes at once to another one, without the caller's retry budget (each endpoint retries
+nothing itself). A down endpoint is probed back in (GET /models) when its cool-down ends and a
+request is routed. A 4xx (a bad schema, an unknown model) is the caller's error and is raised
+as it is: every replica would say the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from agentkit import stats
+from agentkit.backends._chat_client import RetryPolicy
+from agentkit.backends.base import Generation, GenerationRequest
+from agentkit.backends.openai_compat import OpenAICompatibleBackend
+from agentkit.errors import BackendUnavailable, ConfigError, GenerationTimeout, TransientBackendError
+
+_log = logging.getLogger(__name__)
+
+AffinityKey = Callable[[GenerationRequest], str]
+#: an endpoint's own retries: none, so a failure moves the request to another endpoint at once
+NO_RETRY = RetryPolicy(attempts=1)
+#: remembered affinity keys (oldest forgotten first): one per recent graph run
+_MAX_KEYS = 65536
+
+
+def run_key(request: GenerationRequest) -> str:
+    """The graph run the request belongs to; outside any run, its leading messages."""
+    run = stats.current()
+    return run.run_id if run is not None else prompt_key(request)
+
+
+def prompt_key(request: GenerationRequest) -> str:
+    """A hash of the system message and the first turn: requests that share them share a prefix."""
+    head = "\x00".join(m.content for m in request.messages[:2])
+    return hashlib.sha256(head.encode()).hexdigest()[:16]
+
+
+_KEYS: dict[str, AffinityKey] = {"run": run_key, "prompt": prompt_key}
+
+
+@dataclass
+class _Endpoint:
+    backend: OpenAICompatibleBackend
+    down_until: float = 0.0  #: monotonic time before which it is not tried (0: up)
+    failures: int = 0
+    requests: int = 0  #: requests it answered
+    last_error: str = ""
+
+    @property
+    def url(self) -> str:
+        return self.backend.base_url
+
+    @property
+    def outstanding(self) -> int:
+        return self.backend.in_flight
+
+    @property
+    def full(self) -> bool:
+        limit = self.backend.max_in_flight
+        return limit is not None and self.outstanding >= limit
+
+
+class PoolBackend:
+    """``endpoints``: backends of one model, one per server (the pool sets their own ``retry`` to
+    NO_RETRY: a failed request moves to another server instead of waiting on the same one).
+    ``affinity``: "run", "prompt" or a function of the request. ``cooldown_s``: how long a failed
+    endpoint rests before it is probed. ``retry.attempts``: passes over the whole pool before
+    giving up, with its backoff between passes."""
+
+    def __init__(self, endpoints: Sequence[OpenAICompatibleBackend], *,
+                 affinity: Literal["run", "prompt"] | AffinityKey = "run", cooldown_s: float = 5.0,
+                 retry: RetryPolicy | None = None) -> None:
+        if not endpoints:
+            raise ConfigError("a pool needs at least one endpoint; pass --base-url once per server")
+        urls = [e.base_url for e in endpoints]
+        if len(set(urls)) != len(urls):
+            raise ConfigError(f"a pool lists an endpoint twice: {urls}")
+        models = {e.base_url: e.model for e in endpoints}
+        if len(set(models.values())) > 1:
+            listed = ", ".join(f"{url} serves {model!r}" for url, model in models.items())
+            raise ConfigError(f"the pool's endpoints serve different models ({listed}); the samples of one run must "
+                              "come from one model: pool only replicas of the same model")
+        for endpoint in endpoints:
+            endpoint.retry = NO_RETRY
+        self._endpoints = [_Endpoint(e) for e in endpoints]
+        self._key = _KEYS[affinity] if isinstance(affinity, str) else affinity
+        self._sticky: OrderedDict[str, _Endpoint] = OrderedDict()
+        self.cooldown_s = cooldown_s
+        self.retry = retry or RetryPolicy()
+        self.provider = endpoints[0].provider
+        self.model = endpoints[0].model
+
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [e.url for e in self._endpoints]
+
+    @property
+    def requests_by_endpoint(self) -> dict[str, int]:
+        return {e.url: e.requests for e in self._endpoints}
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        key = self._key(request)
+        failures: list[str] = []
+        for round_ in range(self.retry.attempts):
+            tried: set[str] = set()
+            while (endpoint := await self._choose(key, tried)) is not None:
+                tried.add(endpoint.url)
+                try:
+                    generation = await endpoint.backend.generate(request)
+                except (TransientBackendError, BackendUnavailable, GenerationTimeout) as exc:
+                    self._mark_down(endpoint, exc)
+                    failures.append(f"{endpoint.url}: {exc}")
+                    continue  # at once, to the next endpoint
+                endpoint.requests += 1
+                endpoint.failures = 0
+                run = stats.current()
+                if run is not None:
+                    run.record_server(endpoint.url)
+                return generation
+            if round_ + 1 < self.retry.attempts:  # every endpoint is down: back off, then probe again
+                await asyncio.sleep(min(self.retry.backoff_max_s, self.retry.backoff_initial_s * 2**round_))
+        last = "; ".join(failures[-len(self._endpoints):]) or "none was up"
+        raise BackendUnavailable(f"every endpoint of the pool failed ({self.retry.attempts} rounds): {last}; "
+                                 "are the servers running?")
+
+    async def _choose(self, key: str, tried: set[str]) -> _Endpoint | None:
+        """The key's endpoint if it is up and has room, else the least loaded one that is up (a
+        down one whose cool-down has ended is probed first); None when none is left to try."""
+        now = time.monotonic()
+        candidates = [e for e in self._endpoints if e.url not in tried and e.down_until <= now]
+        if not candidates:
+            return None
+        up = [e for e in candidates if e.failures == 0 or await self._probe(e)]
+        if not up:
+            return None
+        sticky = self._sticky.get(key)
+        if sticky is not None and sticky in up and not sticky.full:
+            self._sticky.move_to_end(key)
+            return sticky
+        chosen = min(up, key=lambda e: (e.full, e.outstanding, e.requests))
+        self._sticky[key] = chosen
+        self._sticky.move_to_end(key)
+        while len(self._sticky) > _MAX_KEYS:
+            self._sticky.popitem(last=False)
+        return chosen
+
+    async def _probe(self, endpoint: _Endpoint) -> bool:
+        """GET /models on an endpoint that failed before; it is back in if it answers. (Requests
+        routed at the same moment may each probe it: a few GETs, no lock to tie to one loop.)"""
+        try:
+            await endpoint.backend.probe()
+        except Exception as exc:  # noqa: BLE001 - any failure keeps it down
+            self._mark_down(endpoint, exc)
+            return False
+        _log.warning("pool endpoint %s is back", endpoint.url)
+        endpoint.failures = 0
+        return True
+
+    def _mark_down(self, endpoint: _Endpoint, exc: BaseException) -> None:
+        endpoint.failures += 1
+        endpoint.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        endpoint.down_until = time.monotonic() + self.cooldown_s
+        _log.warning("pool endpoint %s is down (%s)", endpoint.url, endpoint.last_error)
+
+    async def aclose(self) -> None:
+        for endpoint in self._endpoints:
+            await endpoint.backend.aclose()
