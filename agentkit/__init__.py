@@ -15,7 +15,7 @@ from agentkit.errors import (
     SchemaViolation,
     TruncatedOutput,
 )
-from agentkit.graph import END, START, CompiledGraph, Graph, NodeFinished, RunFinished
+from agentkit.graph import END, START, CompiledGraph, Graph, NodeFinished, Paused, RunFinished
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,7 @@ __all__ = [
     "Message",
     "NoValidSample",
     "NodeFinished",
+    "Paused",
     "Retry",
     "RunFinished",
     "Sampling",

@@ -204,3 +204,27 @@ async def latest(saver: Any, thread_id: str) -> tuple[dict[str, Any], dict[str, 
     channels = tup.checkpoint.get("channel_values", {})
     values = {k: v for k, v in channels.items() if ":" not in k and not k.startswith("__")}  # not LangGraph's own
     return dict(tup.metadata or {}), values
+
+
+async def resume_plan(pregel: Any, saver: Any, *, state: type[BaseModel], graph: str, thread_id: str,
+                      settings: RunSettings | None, recursion_limit: int) -> tuple[Plan, Any]:
+    """How to continue a paused thread: its checkpointed run (checked like ``plan``) and its pending
+    interrupts (LangGraph's, for ``_interrupt.pending``). Refused if the thread is not paused."""
+    found = await latest(saver, thread_id)
+    if found is None:
+        raise ConfigError(f"thread {thread_id!r} is not in this checkpoint store; see agentkit threads list")
+    metadata, values = found
+    stored = record_of(metadata)
+    record = ThreadRecord(graph=graph, settings=settings or (stored.settings if stored else RunSettings()),
+                          input=stored.input if stored else {}, state_schema=state_schema(state))
+    if stored is not None:
+        compare(stored, record, thread_id, check_settings=settings is not None)
+    check_values(state, values, thread_id)
+    lg = pregel.copy(update={"checkpointer": saver})
+    config = config_for(thread_id, record, recursion_limit)
+    snapshot = await lg.aget_state(config)
+    if not snapshot.interrupts:
+        status = "finished" if not snapshot.next else f"unfinished (next: {', '.join(snapshot.next)})"
+        raise ConfigError(f"thread {thread_id!r} is not paused for a decision: it is {status}; "
+                          "continue an unfinished run by rerunning it")
+    return Plan(pregel=lg, input=None, config=config), snapshot.interrupts

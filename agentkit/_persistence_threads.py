@@ -94,3 +94,11 @@ async def delete_thread(checkpointer: Any, thread_id: str) -> bool:
             return False
         await saver.adelete_thread(thread_id)
         return True
+
+
+async def read_thread(checkpointer: Any, thread_id: str) -> ThreadInfo | None:
+    """One thread's latest state (its record says how to rebuild its run; ``checkpoints`` is not counted
+    here: 0); None if the store has no such thread."""
+    async with opened(checkpointer) as saver:
+        tup = await saver.aget_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+    return None if tup is None else _info(thread_id, tup, 0)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agentkit import _persistence_run, stats
+from agentkit import _interrupt, _persistence_run, stats
+from agentkit._interrupt import Paused
 from agentkit.backends.base import Usage
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class RunFinished(BaseModel):
     elapsed_s: float
 
 
-StreamEvent = NodeFinished | RunFinished
+StreamEvent = NodeFinished | RunFinished | Paused
 
 
 def report(node: str, used: stats.RunStats) -> None:
@@ -65,7 +66,7 @@ async def stream(compiled: CompiledGraph[Any], data: dict[str, Any], *, thread_i
     with stats.collect() as total:
         if thread_id is None:
             async for event in _events(compiled, compiled.langgraph.astream(
-                    data, {"recursion_limit": recursion_limit}, stream_mode=modes), start, total):
+                    data, {"recursion_limit": recursion_limit}, stream_mode=modes), start, total, None):
                 yield event
             return
         async with _persistence_run.opened(compiled._require_checkpointer()) as saver:
@@ -76,7 +77,7 @@ async def stream(compiled: CompiledGraph[Any], data: dict[str, Any], *, thread_i
                 yield _final(compiled, plan.finished, start, total)
                 return
             chunks = plan.pregel.astream(plan.input, plan.config, stream_mode=modes, durability="sync")
-            async for event in _events(compiled, chunks, start, total):
+            async for event in _events(compiled, chunks, start, total, thread_id):
                 yield event
 
 
@@ -87,9 +88,10 @@ def _final(compiled: CompiledGraph[Any], values: Any, start: float, total: stats
 
 
 async def _events(compiled: CompiledGraph[Any], chunks: Any, start: float,
-                  total: stats.RunStats) -> AsyncIterator[StreamEvent]:
+                  total: stats.RunStats, thread_id: str | None) -> AsyncIterator[StreamEvent]:
     measured: dict[str, list[dict[str, Any]]] = {}
     last: Any = {}
+    asked: tuple[Paused, dict[str, str]] | None = None
     async for mode, chunk in chunks:
         if mode == "custom" and isinstance(chunk, dict) and _USAGE_KEY in chunk:
             entry = chunk[_USAGE_KEY]
@@ -98,9 +100,11 @@ async def _events(compiled: CompiledGraph[Any], chunks: Any, start: float,
             last = chunk
         elif mode == "updates":
             for node, update in chunk.items():
-                if node.startswith("__"):  # LangGraph's own (e.g. __interrupt__)
+                if node == "__interrupt__":  # an approval node paused the run: the last event says so
+                    asked = asked or _interrupt.pending(update, thread_id or "")
+                if node.startswith("__"):  # LangGraph's own
                     continue
                 used = (measured.get(node) or [{}]).pop(0) if measured.get(node) else {}
                 yield NodeFinished(node=node, update=dict(update or {}), calls=used.get("calls", 0),
                                    usage=used.get("usage", Usage()), elapsed_s=time.perf_counter() - start)
-    yield _final(compiled, last, start, total)
+    yield asked[0] if asked is not None else _final(compiled, last, start, total)

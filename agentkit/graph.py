@@ -23,7 +23,8 @@ from typing import Any, Generic, TypeVar, get_type_hints
 from langgraph.graph import StateGraph
 from pydantic import BaseModel, create_model
 
-from agentkit import _persistence_run, _stream, stats, tracing
+from agentkit import _interrupt, _persistence_run, _stream, stats, tracing
+from agentkit._interrupt import Decision, Paused
 from agentkit._persistence_run import RunSettings
 from agentkit._stream import NodeFinished, RunFinished, StreamEvent
 from agentkit._wiring import END, START, ancestors, check_parallel_writes, check_reads
@@ -34,7 +35,8 @@ from agentkit.errors import ConfigError, GraphBuildError
 S = TypeVar("S", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
-__all__ = ["END", "START", "CompiledGraph", "Graph", "NodeFinished", "RunFinished", "StreamEvent"]
+__all__ = ["END", "START", "CompiledGraph", "Decision", "Graph", "NodeFinished", "Paused", "RunFinished",
+           "StreamEvent"]
 
 NodeFn = Callable[[Any], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 
@@ -168,6 +170,23 @@ class Graph(Generic[S]):
 
         return self._add(_Node(name, "tool", tuple(args.values()), (output,), run))
 
+    def add_approval(
+        self, name: str, question: str | Callable[[Any], str], *, output: str | None = None,
+        reads: Sequence[str] = (), details: Callable[[Any], Mapping[str, Any]] | None = None,
+        auto: Decision | None = None,
+    ) -> Graph[S]:
+        """A node that pauses the run for a person's decision (``ainvoke`` returns a ``Paused``).
+
+        ``question``/``details`` (functions of the state, reading ``reads``) say what is asked;
+        ``"approved"`` or ``"rejected"`` goes to ``output``, for a route to act on. ``auto`` decides
+        without pausing (a policy for unattended runs). Pausing needs a checkpointer: the decision
+        may come from another process (``CompiledGraph.aresume``). The node runs again on resume,
+        so ``question`` and ``details`` must be cheap and deterministic (no model calls).
+        """
+        run = _interrupt.approval_body(name, question, details, output, auto)
+        writes = (output,) if output is not None else ()
+        return self._add(_Node(name, "approval", tuple(reads), writes, run, {"asks": auto is None}))
+
     # -- edges ---------------------------------------------------------------------------------
 
     def add_edge(self, src: str | Sequence[str], dst: str | Sequence[str]) -> Graph[S]:
@@ -237,13 +256,19 @@ class Graph(Generic[S]):
                     f"that the state {self.state.__name__} lacks"
                 )
 
-    def compile(self, *, backend: Backend | None = None, checkpointer: Any = None) -> CompiledGraph[S]:
+    def compile(self, *, backend: Backend | None = None, checkpointer: Any = None,
+                interrupt_before: Sequence[str] = ()) -> CompiledGraph[S]:
         """``checkpointer``: an ``agentkit.persistence`` store or any LangGraph checkpoint saver; runs
-        then take a ``thread_id`` and continue where a crashed run of that thread stopped."""
+        then take a ``thread_id`` and continue where a crashed run of that thread stopped.
+
+        ``interrupt_before``: nodes a person approves before they run (the run pauses, see
+        ``add_approval``); a rejected node is skipped (writes nothing) and the run goes on."""
         self._validate()
+        asking = [n.name for n in self._nodes.values() if n.attrs.get("asks")]
+        _interrupt.check_gates(self.name, list(self._nodes), asking, interrupt_before, checkpointer)
         builder = StateGraph(self.state)
         for node in self._nodes.values():
-            builder.add_node(node.name, _bind(node, backend))
+            builder.add_node(node.name, _bind(node, backend, gated=node.name in interrupt_before))
         joined = {(s, d) for srcs, d in self._joins for s in srcs}
         for srcs, dst in self._joins:
             builder.add_edge(list(srcs), dst)
@@ -255,11 +280,17 @@ class Graph(Generic[S]):
         return CompiledGraph(self, builder.compile(), checkpointer=checkpointer)
 
 
-def _bind(node: _Node, backend: Backend | None) -> Callable[[BaseModel], Awaitable[dict[str, Any]]]:
+def _bind(node: _Node, backend: Backend | None, *, gated: bool = False,
+          ) -> Callable[[BaseModel], Awaitable[dict[str, Any]]]:
+    """``gated``: a person approves the node first (``interrupt_before``); rejected, it is skipped."""
+
     async def call(state: BaseModel) -> dict[str, Any]:
         try:
+            if gated and await _interrupt.ask(node.name, f"run node {node.name!r}?", {"node": node.name},
+                                              None) == "rejected":
+                return {}
             with stats.collect(forward=True) as used:  # this node's own usage, for astream's events
-                if node.kind == "agent":
+                if node.kind in ("agent", "approval"):  # they open their own spans
                     update = await node.run(state, backend)
                 else:
                     with tracing.node_span(node.name, node.kind) as s:
@@ -325,15 +356,37 @@ class CompiledGraph(Generic[S]):
                     final = await _persistence_run.invoke(
                         self.langgraph, saver, state=self.graph.state, graph=self.name, data=data,
                         thread_id=thread_id, settings=settings, recursion_limit=recursion_limit)
-            values = final.model_dump() if isinstance(final, BaseModel) else dict(final)
-            result = (self.graph.output or self.graph.state).model_validate(values)
+            result = self._result(final, thread_id)
             tracing.set_output(s, result)
         return result
+
+    def _result(self, final: Any, thread_id: str | None) -> Any:
+        """The output model, or ``Paused`` when an approval node stopped the run."""
+        values = final.model_dump() if isinstance(final, BaseModel) else dict(final)
+        asked = _interrupt.pending(values.pop("__interrupt__", None), thread_id or "")
+        if asked is not None:
+            return asked[0]
+        return (self.graph.output or self.graph.state).model_validate(values)
+
+    async def aresume(self, thread_id: str, decision: Decision | bool, *, recursion_limit: int = 100,
+                      settings: RunSettings | None = None) -> Any:
+        """Continue a run paused for approval with ``decision``; the output, or the next ``Paused``.
+
+        Works in another process than the one that paused (the thread is read from the store). The
+        resumed run's spans continue the paused run's trace, with a link to the span that paused.
+        """
+        return await _interrupt.resume(self, thread_id, decision, settings=settings,
+                                       recursion_limit=recursion_limit)
+
+    def resume(self, thread_id: str, decision: Decision | bool, **kw: Any) -> Any:
+        _require_no_loop("resume", "aresume")
+        return asyncio.run(self.aresume(thread_id, decision, **kw))
 
     async def astream(self, inp: BaseModel | Mapping[str, Any], *, recursion_limit: int = 100,
                       thread_id: str | None = None, settings: RunSettings | None = None,
                       ) -> AsyncIterator[StreamEvent]:
-        """Like ``ainvoke``, but yield a ``NodeFinished`` as each node ends, then ``RunFinished`` (the output)."""
+        """Like ``ainvoke``, but yield a ``NodeFinished`` as each node ends, then ``RunFinished`` (the
+        output), or ``Paused`` when the run stops for approval."""
         data = self._coerce(inp)
         if thread_id is None and self.checkpointer is not None:
             raise ConfigError(f"graph {self.name!r} was compiled with a checkpointer: pass thread_id=... "

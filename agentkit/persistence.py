@@ -25,11 +25,11 @@ from typing import Any
 
 from agentkit._persistence_run import RunSettings, ThreadRecord, jsonable
 from agentkit._persistence_serde import PlainStateSerializer
-from agentkit._persistence_threads import ThreadInfo, delete_thread, list_threads
+from agentkit._persistence_threads import ThreadInfo, delete_thread, list_threads, read_thread
 from agentkit.errors import ConfigError
 
 __all__ = ["Checkpointer", "RunSettings", "ThreadInfo", "ThreadRecord", "delete_thread", "from_target",
-           "jsonable", "list_threads", "postgres", "sqlite"]
+           "jsonable", "list_threads", "postgres", "read_thread", "sqlite"]
 
 log = logging.getLogger(__name__)
 

@@ -482,12 +482,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--breakdown", action="store_true", help="add diagnostic variants that isolate the span cost")
     ap.add_argument("--check", action="store_true", help=f"exit 1 if agentkit > {TARGET}x raw (CPU time)")
     ap.add_argument("--_traced-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="instead: the checkpoint cost per node (SQLite; PostgreSQL with --postgres DSN)")
+    ap.add_argument("--postgres", metavar="DSN", help="with --checkpoint: also measure this PostgreSQL database")
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.invocations < 1 or args.warmup < 0:
         ap.error("--rounds and --invocations must be >= 1, --warmup >= 0")
 
     if args._traced_worker:
         _traced_worker(args.rounds, args.invocations, args.warmup)
+        return 0
+    if args.checkpoint:  # its own case: the cost of durability, not of the runtime layer
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import _checkpoint_cost
+
+        figures = _checkpoint_cost.main(args.postgres)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(figures, fh, indent=2)
         return 0
 
     started = time.perf_counter()

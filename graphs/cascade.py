@@ -9,6 +9,10 @@
   4. calibrate  - pick the threshold on a dev split: the cheapest one reaching a target accuracy,
                   or the one minimising cost per successful task (``calibrate``; the math is in
                   ``_calibration``; our implementation of the survey's recipe).
+Approval: with ``approve_escalation=True`` the run pauses before each escalation (a checkpointed
+run; ``CompiledGraph.aresume(thread, "approve"|"reject")``), showing the reason and an estimated cost
+(``_cascade_approval``); a rejection keeps the lower tier's answer. The output's ``escalation`` says
+``none|approved|rejected|automatic``. Unattended runs (eval) set ``"auto-approve"|"auto-reject"``.
 Accounting: the eval summary's ``pattern_metrics`` hold the escalation rate, the reasons counted,
 and each tier's answered/accuracy/cost per success (``_cascade_accounting``); ``tier_patterns`` runs
 each tier alone, as ``agentkit eval cascade --baselines`` does.
@@ -29,7 +33,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from agentkit.graphs import _calibration, _cascade_accounting, mccot
+from agentkit.graphs import _calibration, _cascade_accounting, _cascade_approval, mccot
+from agentkit.graphs._cascade_approval import Policy
 from agentkit.verifiers.answer import answers_match
 from agentkit.verifiers.base import Verdict, Verifier
 from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
@@ -47,6 +52,7 @@ from agentkit.reducers import Collect
 from agentkit.vocab import AnswerKind, Example, Question, question_text
 
 Reason = Literal["schema_violation", "backend_error", "no_answer", "verifier_failed", "low_confidence"]
+Escalation = Literal["none", "approved", "rejected", "automatic"]
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Tier:
     verifiers: Sequence[Verifier] = ()
     answer: Callable[[Any], Any] | None = None
     confidence: Callable[[Any], float | None] | None = None
+    model: str | None = None  # prices the tier before it runs (approval estimate); default: backend's model
     _compiled: CompiledGraph[Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +96,7 @@ class TierAttempt(BaseModel):
     passed: bool = False
     failure: Reason | None = None  # why it did not pass (set even on the last tier)
     detail: str = ""
-    escalated: bool = False
+    escalated: bool = False  # failed with a tier above; a rejected escalation shows in the result's escalation
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
     latency_s: float = 0.0
@@ -105,6 +112,7 @@ class CascadeResult(BaseModel):
     threshold: float | None = None
     attempts: Annotated[list[TierAttempt], Collect()] = Field(default_factory=list)
     cost: float = 0.0
+    escalation: Escalation = "none"
 
 
 def _answer_of(output: Any) -> str | None:
@@ -177,12 +185,13 @@ def default_tiers(
         raise ConfigError("cascade: pass a backend for the small tier, or tiers=[Tier(...), ...]")
     if isinstance(large_backend, str) or (large_backend is None and large_base_url is not None):
         large_backend = make_backend(large_backend or "openai", model=large_model, base_url=large_base_url)
-    small = Tier(name="small", task=mccot.build(backend, k=k, answer_kind=answer_kind, seed=seed))
+    small_model = getattr(backend, "model", None)
+    small = Tier(name="small", task=mccot.build(backend, k=k, answer_kind=answer_kind, seed=seed), model=small_model)
     if not _has_large(large_backend, large_base_url):
         wide = mccot.build(backend, k=large_k or 3 * k, answer_kind=answer_kind, seed=seed)
-        return [small, Tier(name="small_more_samples", task=wide)]
+        return [small, Tier(name="small_more_samples", task=wide, model=small_model)]
     large = mccot.build(large_backend, k=large_k or k, answer_kind=answer_kind, seed=seed)
-    return [small, Tier(name="large", task=large)]
+    return [small, Tier(name="large", task=large, model=getattr(large_backend, "model", None))]
 
 
 def _has_large(large_backend: Backend | str | None, large_base_url: str | None) -> bool:
@@ -229,10 +238,12 @@ def build(
     prices: Prices | None = None,
     input_type: type[BaseModel] = Question,
     calibration: dict[str, Any] | None = None,
+    approve_escalation: Policy = False,
 ) -> Graph[Any]:
     """``tiers`` (cheapest first) default to ``default_tiers``; every tier receives the input's fields.
     ``calibration`` says how ``threshold`` was chosen (``agentkit eval --calibrate-on`` fills it, so
-    run.json keeps it); the graph does not read it."""
+    run.json keeps it); the graph does not read it. ``approve_escalation``: see the module doc (True
+    needs a checkpointer at compile)."""
     tiers = list(tiers) if tiers is not None else default_tiers(
         backend, k=k, answer_kind=answer_kind, seed=seed, large_backend=large_backend,
         large_model=large_model, large_base_url=large_base_url, large_k=large_k)
@@ -256,9 +267,11 @@ def build(
 
     def final_answer(s: Any) -> dict[str, Any]:
         chosen = next((a for a in reversed(s.attempts) if a.answer is not None), None)
+        escalation = s.escalation if s.escalation != "none" else \
+            "automatic" if any(a.escalated for a in s.attempts) else "none"
         return {"answer": chosen.answer if chosen else None, "answered_by": chosen.tier if chosen else None,
                 "confident": chosen is not None and chosen.passed, "threshold": threshold,
-                "cost": sum(a.cost for a in s.attempts)}
+                "cost": sum(a.cost for a in s.attempts), "escalation": escalation}
 
     def escalate(s: Any) -> str:
         return "accept" if s.attempts[-1].passed else "escalate"
@@ -266,14 +279,34 @@ def build(
     graph = Graph("cascade", state, inputs=fields, output=state)
     for i, tier in enumerate(tiers):
         graph.add_node(f"run_{tier.name}", step(tier, last=i == len(tiers) - 1), reads=fields, writes=["attempts"])
-    graph.add_node("final_answer", final_answer, reads=["attempts"],
-                   writes=["answer", "answered_by", "confident", "threshold", "cost"])
+    asked = ["escalation"] if approve_escalation is not False and len(tiers) > 1 else []  # approvals write it
+    graph.add_node("final_answer", final_answer, reads=["attempts", *asked],
+                   writes=["answer", "answered_by", "confident", "threshold", "cost", "escalation"])
     graph.add_edge(START, f"run_{names[0]}")
-    for here, nxt in itertools.pairwise(names):
-        graph.add_route(f"run_{here}", escalate, {"accept": "final_answer", "escalate": f"run_{nxt}"})
+    for upper, (here, nxt) in zip(tiers[1:], itertools.pairwise(names), strict=True):
+        gate = f"run_{nxt}"
+        if approve_escalation is not False:  # ask first: approve_<tier> decides, its outcome routes
+            gate = f"approve_{nxt}"
+            _add_approval(graph, gate, upper, prices or Prices(), approve_escalation)
+            graph.add_route(gate, _decided, {"approved": f"run_{nxt}", "rejected": "final_answer"})
+        graph.add_route(f"run_{here}", escalate, {"accept": "final_answer", "escalate": gate})
     graph.add_edge(f"run_{names[-1]}", "final_answer")
     graph.add_edge("final_answer", END)
     return graph
+
+
+def _add_approval(graph: Graph[Any], name: str, upper: Tier, prices: Prices, policy: Policy) -> None:
+    model = upper.model or getattr(upper.backend, "model", None)
+
+    def facts(s: Any) -> dict[str, Any]:
+        return _cascade_approval.details(s.attempts[-1], upper.name, model, prices)
+
+    graph.add_approval(name, lambda s: _cascade_approval.question(facts(s)), details=facts, reads=["attempts"],
+                       output="escalation", auto=_cascade_approval.auto_decision(policy))
+
+
+def _decided(s: Any) -> str:
+    return str(s.escalation)
 
 
 # -- step 4: calibration on a dev split ------------------------------------------------------------
@@ -322,9 +355,11 @@ def prediction(output: CascadeResult) -> str | None:
 def extras(output: CascadeResult) -> dict[str, object]:
     """Which tier answered, how confident, and each tier's outcome and cost: what the summary's
     per-tier accounting (``_cascade_accounting``) is computed from."""
-    return {"answered_by": output.answered_by, "confident": output.confident,
-            "tiers": [{"tier": a.tier, "failure": a.failure, "escalated": a.escalated, "confidence": a.confidence,
-                       "cost": a.cost} for a in output.attempts]}
+    kept = output.escalation == "rejected"  # the last attempt wanted to escalate; a person said no
+    last = len(output.attempts) - 1
+    return {"answered_by": output.answered_by, "confident": output.confident, "escalation": output.escalation,
+            "tiers": [{"tier": a.tier, "failure": a.failure, "escalated": a.escalated and not (kept and i == last),
+                       "confidence": a.confidence, "cost": a.cost} for i, a in enumerate(output.attempts)]}
 
 
 PATTERN = Pattern("cascade", build, Question, samples_knob="k", input_from=input_from, prediction=prediction,

@@ -12,6 +12,7 @@ import typer
 
 from agentkit.cli import eval as _eval
 from agentkit.cli import models as _models
+from agentkit.cli import resume as _resume
 from agentkit.cli import run as _run
 from agentkit.cli import serve as _serve
 from agentkit.cli import threads as _threads
@@ -27,7 +28,7 @@ def _root() -> None:
     """agentkit: typed graphs of small language models, guided decoding, verifiers and traces."""
 
 
-for _command in (_run, _eval, _models, _serve, _trace, _threads):
+for _command in (_run, _resume, _eval, _models, _serve, _trace, _threads):
     _command.register(app)
 
 

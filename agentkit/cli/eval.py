@@ -190,6 +190,9 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
     data = select_dataset(dataset, limit=limit, answer_kind=answer_kind,  # type: ignore[arg-type]
                           field_map=_field_map(fields))
     knobs = pattern_knobs(spec, samples=samples, seed=seed, options=options)
+    if knobs.get("approve_escalation") is True:
+        fail("agentkit eval cannot pause for approval: pass -o approve_escalation=auto-approve (or auto-reject); "
+             "the policy is recorded in run.json and each result's escalation")
     dev = _eval_calibrate.plan(calibrate_on, spec, data, knobs, target_accuracy) if calibrate_on else None
     if dev is not None:
         data = dev.test  # the run scores only the rows calibration never saw

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engines", [r"agentkit\.backends(\..+)?", r"agentkit\._vllm_env", r"agentkit\._gguf_to_hf"]),
     ("runtime", [r"agentkit", r"agentkit\.decoding", r"agentkit\._text_outputs", r"agentkit\.agent",
                  r"agentkit\.graph", r"agentkit\.tool_use", r"agentkit\.pattern", r"agentkit\.persistence",
-                 r"agentkit\._persistence\w*", r"agentkit\._stream\w*"]),
+                 r"agentkit\._persistence\w*", r"agentkit\._stream\w*", r"agentkit\._interrupt\w*"]),
     ("patterns", [r"agentkit\.graphs(\..+)?"]),
     ("evaluation", [r"agentkit\.eval(\..+)?"]),
     ("command line", [r"agentkit\.cli(\..+)?", r"agentkit\.__main__"]),
