@@ -37,7 +37,7 @@ class RunSettings(BaseModel):
     knobs: dict[str, Any] = Field(default_factory=dict)
     backend: str | None = None
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  #: several for a pool
 
 
 class ThreadRecord(BaseModel):

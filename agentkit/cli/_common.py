@@ -51,7 +51,15 @@ def _pattern_help() -> str:
 
 BackendOpt = Annotated[str, typer.Option("--backend", help=_backend_help())]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="GGUF path (llamacpp) or served model name")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="server URL for the server backends")]
+BaseUrlOpt = Annotated[list[str] | None, typer.Option(
+    "--base-url", help="server URL for the server backends; repeat it to pool replicas of one model")]
+
+
+def base_urls(values: list[str] | None) -> str | list[str] | None:
+    """--base-url as make_backend takes it: one URL, several (a pool), or none."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
 SamplesOpt = Annotated[int | None, typer.Option("--samples", min=1, help="k samples (the pattern's samples knob)")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="sampling seed")]
 TraceFileOpt = Annotated[str | None, typer.Option("--trace-file", help="write spans as JSON lines here")]

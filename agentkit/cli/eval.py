@@ -24,6 +24,7 @@ from agentkit.cli._common import (
     SamplesOpt,
     SeedOpt,
     TraceFileOpt,
+    base_urls,
     exit_codes,
     fail,
     pattern_knobs,
@@ -126,7 +127,7 @@ def eval_command(
                 fail("--json writes --compare's comparisons: pass --compare too")
             _evaluate(
                 targets or [], dataset=dataset, limit=limit, concurrency=concurrency, out=out, resume=resume,
-                retry_errors=retry_errors, baselines=baselines, backend=backend, base_url=base_url, model=model,
+                retry_errors=retry_errors, baselines=baselines, backend=backend, base_url=base_urls(base_url), model=model,
                 samples=samples, seed=seed, options=option or [], answer_kind=answer_kind, fields=field or [],
                 prices=prices, max_failures=max_failures, trace_file=trace_file, progress=progress,
                 calibrate_on=calibrate_on, target_accuracy=target_accuracy,
@@ -156,7 +157,7 @@ def _compare(dirs: list[str], json_out: Path | None = None) -> None:
 
 
 def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, concurrency: int, out: Path | None,
-              resume: bool, retry_errors: bool, baselines: bool, backend: str, base_url: str | None,
+              resume: bool, retry_errors: bool, baselines: bool, backend: str, base_url: str | list[str] | None,
               model: str | None, samples: int | None, seed: int | None, options: list[str],
               answer_kind: str | None, fields: list[str], prices: Path | None, max_failures: int,
               trace_file: str | None, progress: bool, calibrate_on: str | None = None,

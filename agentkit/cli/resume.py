@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from agentkit.cli._common import BaseUrlOpt, TraceFileOpt, exit_codes, fail
+from agentkit.cli._common import BaseUrlOpt, TraceFileOpt, base_urls, exit_codes, fail
 
 
 def resume(
@@ -42,7 +42,7 @@ def resume(
         if info.status != "paused":
             fail(f"thread {thread!r} is {info.status}, not paused for a decision; rerun its `agentkit run` "
                  "command to continue or read it")
-        settings = settings.model_copy(update={"base_url": base_url or settings.base_url})
+        settings = settings.model_copy(update={"base_url": base_urls(base_url) or settings.base_url})
         spec = get_pattern(settings.pattern)
         knobs = spec.check_knobs(settings.knobs)
         provider = tracing.configure(trace_file=trace_file)

@@ -17,6 +17,7 @@ from agentkit.cli._common import (
     SamplesOpt,
     SeedOpt,
     TraceFileOpt,
+    base_urls,
     exit_codes,
     fail,
     parse_input,
@@ -75,10 +76,10 @@ def run(
         thread = thread if thread is not None or store is None else f"run-{uuid.uuid4().hex[:12]}"
         provider = tracing.configure(trace_file=trace_file)
         try:
-            engine = make_backend(backend, model=model, base_url=base_url)
+            engine = make_backend(backend, model=model, base_url=base_urls(base_url))
             compiled = spec.build(engine, **knobs).compile(checkpointer=store)
             durable = {} if store is None else {"thread_id": thread, "settings": RunSettings(
-                pattern=pattern, knobs=jsonable(knobs), backend=backend, model=model, base_url=base_url)}
+                pattern=pattern, knobs=jsonable(knobs), backend=backend, model=model, base_url=base_urls(base_url))}
             if stream:
                 result = asyncio.run(_streamed(compiled, inp, durable))
             else:

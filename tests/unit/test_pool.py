@@ -176,3 +176,17 @@ def test_a_timed_out_generation_is_not_sent_again_to_the_same_server() -> None:
 
 async def _gather(*coros):  # type: ignore[no-untyped-def]
     return await asyncio.gather(*coros)
+
+
+def test_the_cli_pools_a_repeated_base_url(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from agentkit.cli import app
+
+    reply = Reply(delay_s=0.2, texts=['{"answer":"4"}'])
+    with FakeOpenAI(default=reply) as a, FakeOpenAI(default=reply) as b:
+        r = CliRunner().invoke(app, ["eval", "direct", "--dataset", "gsm8k", "--limit", "4", "--concurrency", "4",
+                                     "--backend", "vllm", "--base-url", a.url, "--base-url", b.url,
+                                     "--out", str(tmp_path / "run")])  # fmt: skip
+        assert r.exit_code == 0, r.output
+    assert len(a.posts()) + len(b.posts()) == 4 and a.posts() and b.posts()
