@@ -12,12 +12,13 @@ Parts (each its own function, selected with --part; results in docs/BENCHMARKS.m
     this process's CPU clock (llama.cpp runs in-process, so its threads count). Then the CPU cost
     of one decode step by the number of sequences in it (1, 2, 4, 8): the most batching can save
     on this machine. Target: batched <= 0.5 x the sequential wall time.
-(b)-(d) vLLM prefix layouts and guided-decoding speed: added by their own parts.
+(b)-(d) vLLM prefix layouts (MAJ, DaSLaM) and guided-decoding speed: bench/_engine_vllm.py.
 
 Usage::
 
     python bench/engine.py --part a [--rounds 8] [--questions 8] [--threads 1] [--k 8] [--no-scaling]
                                     [--json PATH]
+    python bench/engine.py --part b|c|d [--vllm-url URL] [--cases N] [--rounds N] [--reps N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -171,9 +173,12 @@ def _report_a(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     return {"summary": summary, "runs": runs}
 
 
-# -- parts (b)-(d) are added below by their own authors; register each in PARTS -------------------
+# -- parts (b)-(d): vLLM, in their own module ------------------------------------------------------
 
-PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"a": part_a}
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
+from bench._engine_vllm import PARTS as _VLLM_PARTS  # noqa: E402
+
+PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"a": part_a, **_VLLM_PARTS}
 
 
 def main() -> None:
@@ -186,6 +191,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="(a) llama.cpp threads; 1 because the machine's 2 cores are shared")  # fmt: skip
     parser.add_argument("--no-scaling", action="store_true", help="(a) skip the decode-step cost by batch size")
+    parser.add_argument("--vllm-url", help="(b-d) a running vLLM server (else one is started and stopped)")
+    parser.add_argument("--cases", type=int, help="(b, d) dataset rows in the cached-share runs")
+    parser.add_argument("--max-tokens", type=int, help="(b) judges' max_tokens")
+    parser.add_argument("--reps", type=int, help="(c) interleaved guided/unguided pairs per request")
+    parser.add_argument("--guided-tokens", type=int, help="(c) max_tokens of each timed request")
+    parser.add_argument("--subquestions", type=int, help="(d) DaSLaM's max_subquestions")
     parser.add_argument("--json", help="write raw timings and ratios here")
     args = parser.parse_args()
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),

@@ -14,17 +14,21 @@ report can count how often decomposition changed (and fixed) the answer. Our cho
 decoding by default, the original problem stays in the solver's context while it answers
 sub-questions (a small decomposer's sub-questions are rarely self-contained), and one worked example
 (ours) shown to every step, since small models copy the format they are shown.
+Prompt layout (``layout``): "prefix-first" (default) gives all four steps one system prompt and the
+whole worked example as shared turns, then the problem, and the step's own instruction last, so an
+engine's prefix cache serves everything up to the problem to every call after the first;
+"instructions-first" is the earlier layout (each step its own system prompt and one-step example).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit import tracing
 from agentkit.agent import Agent
-from agentkit.backends.base import Backend, Sampling
+from agentkit.backends.base import Backend, Message, Sampling
 from agentkit.graph import END, START, Graph
 from agentkit.pattern import Pattern, checked_knobs
 from agentkit.verifiers.answer import normalize_answer
@@ -44,6 +48,14 @@ SOLVE_WITH_PAIRS = (
     "Solve the problem using the answered sub-questions. First think step by step in 'rationale', "
     "then give only the final answer in 'answer'."
 )
+
+#: prefix-first: the system prompt all four steps share; each step's instruction comes last
+SHARED = (
+    "You work on a math problem in steps: a solver makes a first attempt, a decomposer breaks the problem "
+    "into simpler sub-questions, the solver answers them in order and then answers the problem again. "
+    "The worked example shows every step. Do only the step asked for at the end of the last message."
+)
+DaSLaMLayout = Literal["prefix-first", "instructions-first"]
 
 
 class Solution(BaseModel):
@@ -121,6 +133,7 @@ _SUBQUESTIONS = ["How many muffins does the baker make?", "How many muffins does
                  "How many muffins are left?"]
 _SUB_STEPS = [SubStep(subquestion=_SUBQUESTIONS[0], answer="48", rationale="4 trays * 12 = 48."),
               SubStep(subquestion=_SUBQUESTIONS[1], answer="35", rationale="30 sold + 5 given = 35.")]
+_LEFT = SubStep(subquestion=_SUBQUESTIONS[2], answer="13", rationale="48 - 30 sold - 5 given = 13.")
 _FINAL = Solution(rationale="She makes 48 and 35 leave, so 48 - 35 = 13 are left.", answer="13")
 
 
@@ -158,8 +171,12 @@ def build(
     max_tokens: PositiveInt = 256,
     max_rationale_chars: PositiveInt = 360,
     seed: int | None = None,
+    layout: DaSLaMLayout = "prefix-first",
 ) -> Graph[DaSLaMState]:
-    """The decomposer falls back to the solver's backend, and both to the one given to ``compile``."""
+    """The decomposer falls back to the solver's backend, and both to the one given to ``compile``.
+
+    ``layout`` orders every step's prompt (module docstring): "instructions-first" is the earlier layout.
+    """
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     attempt_type = _solution_type("Attempt", answer_kind, max_rationale_chars)
     sub_answer_type = _solution_type("SubAnswer", answer_kind, max_rationale_chars // 2)
@@ -167,25 +184,43 @@ def build(
     shot_subquestions = _SUBQUESTIONS if max_subquestions >= len(_SUBQUESTIONS) else [
         *_SUBQUESTIONS[: max_subquestions - 1], _SUBQUESTIONS[-1]]
 
-    def solver_agent(name: str, instructions: str, input_type: type[BaseModel], output_type: type[Solution],
-                     prompt: Any, shot: tuple[BaseModel, Solution]) -> Agent[Any, Any]:
-        example = (shot[0], output_type.model_validate(shot[1].model_dump()))
-        return Agent(name, instructions=instructions, input_type=input_type, output_type=output_type,
-                     prompt=prompt, examples=[example], backend=solver_backend, sampling=sampling)
+    # (name, instructions, input type, output type, prompt, backend, worked example): the paper's four steps
+    # prefix-first shows one conversation, so its sub-steps follow the decomposition it shows
+    known = {w.subquestion: w for w in (*_SUB_STEPS, _LEFT)}
+    worked = [known[q] for q in shot_subquestions]
+    sub_shot, final_steps = ((_SubProblem(question=_PROBLEM, steps=_SUB_STEPS[:1], subquestion=_SUBQUESTIONS[1]),
+                              _SUB_STEPS[1]), _SUB_STEPS) if layout == "instructions-first" else (
+        (_SubProblem(question=_PROBLEM, steps=worked[:-1], subquestion=worked[-1].subquestion), worked[-1]), worked)
+    steps: list[tuple[str, str, type[BaseModel], type[BaseModel], Any, Backend | None, tuple[BaseModel, BaseModel]]] = [
+        ("initial_attempt", SOLVE, Question, attempt_type, _ask, solver_backend, (Question(question=_PROBLEM), _FIRST)),
+        ("decomposition", DECOMPOSE.format(m=max_subquestions), _Attempted, plan_type, _ask_decomposer,
+         decomposer_backend or solver_backend,
+         (_Attempted(question=_PROBLEM, initial=_FIRST), plan_type(subquestions=shot_subquestions))),
+        ("sub_solving", SOLVE_SUBQUESTION, _SubProblem, sub_answer_type, _ask_subquestion, solver_backend,
+         (sub_shot[0], Solution(rationale=sub_shot[1].rationale, answer=sub_shot[1].answer))),
+        ("final_answer", SOLVE_WITH_PAIRS, _WithPairs, attempt_type, _ask_with_pairs, solver_backend,
+         (_WithPairs(question=_PROBLEM, steps=final_steps), _FINAL)),
+    ]
 
-    initial_attempt = solver_agent("initial_attempt", SOLVE, Question, attempt_type, _ask,
-                                   (Question(question=_PROBLEM), _FIRST))
-    decomposer = Agent(
-        "decomposition", instructions=DECOMPOSE.format(m=max_subquestions), input_type=_Attempted,
-        output_type=plan_type, prompt=_ask_decomposer,
-        examples=[(_Attempted(question=_PROBLEM, initial=_FIRST), plan_type(subquestions=shot_subquestions))],
-        backend=decomposer_backend or solver_backend, sampling=sampling,
-    )
-    sub_solver = solver_agent("sub_solving", SOLVE_SUBQUESTION, _SubProblem, sub_answer_type, _ask_subquestion,
-                              (_SubProblem(question=_PROBLEM, steps=_SUB_STEPS[:1], subquestion=_SUBQUESTIONS[1]),
-                               Solution(rationale=_SUB_STEPS[1].rationale, answer=_SUB_STEPS[1].answer)))
-    final_answer = solver_agent("final_answer", SOLVE_WITH_PAIRS, _WithPairs, attempt_type, _ask_with_pairs,
-                                (_WithPairs(question=_PROBLEM, steps=_SUB_STEPS), _FINAL))
+    def agent(step: tuple[Any, ...], shared_turns: tuple[Any, ...] = ()) -> Agent[Any, Any]:
+        name, instructions, input_type, output_type, prompt, step_backend, (shot_in, shot_out) = step
+        shot = (shot_in, output_type.model_validate(shot_out.model_dump()))
+        common = {"input_type": input_type, "output_type": output_type, "prompt": prompt, "backend": step_backend,
+                  "sampling": sampling}
+        if layout == "instructions-first":
+            return Agent(name, instructions=instructions, examples=[shot], **common)
+        if not shared_turns:  # a first pass that only renders this step's worked example
+            return Agent(name, instructions=SHARED, task=instructions, layout="prefix-first", examples=[shot], **common)
+        return Agent(name, instructions=SHARED, task=instructions, layout="prefix-first", shared_turns=shared_turns,
+                     **common)
+
+    # prefix-first: every step sees the whole worked example, each exchange as its own step shows it
+    shared: tuple[Message, ...] = ()
+    if layout == "prefix-first":
+        for step in steps:
+            alone = agent(step)
+            shared += alone.exchange(*alone.examples[0])
+    initial_attempt, decomposer, sub_solver, final_answer = (agent(step, shared) for step in steps)
 
     def pose_subquestion(s: DaSLaMState) -> dict[str, object]:
         return {"subquestion": s.decomposition.subquestions[len(s.steps)]}

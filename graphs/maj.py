@@ -15,6 +15,10 @@ sample abstains that round: it neither votes nor blocks unanimity, and at aggreg
 last valid verdict from an earlier round.
 Output: verdict as ``answer`` ("correct"/"incorrect"), the full per-judge per-round transcript,
 deliberation rounds used, agreement.
+Prompt layout (``layout``): "prefix-first" (default) gives every judge the same leading text (board
+instructions, the case, and in deliberation the board's transcript with judges named) and puts the
+judge's own profile last, so an engine's prefix cache serves the case to judges 2..k; "profile-first"
+is the earlier layout, profile inside the system prompt before the case (kept for comparison).
 """
 
 from __future__ import annotations
@@ -49,6 +53,14 @@ BOARD_INSTRUCTIONS = (
     "correct final answer. {profile} Write a short rationale first, then the verdict "
     "('correct' or 'incorrect') and your confidence from 0 to 1."
 )
+#: prefix-first: the part every judge shares; its profile comes after the case (JUDGE_TASK)
+BOARD_SHARED_INSTRUCTIONS = (
+    "You are one judge on a board that decides whether a candidate solution to a question reaches the "
+    "correct final answer. Each judge has its own reasoning profile, given after the case. Write a short "
+    "rationale first, then the verdict ('correct' or 'incorrect') and your confidence from 0 to 1."
+)
+JUDGE_TASK = "You are the judge {name}. {profile}"
+MAJLayout = Literal["prefix-first", "profile-first"]
 DELIBERATION_INSTRUCTIONS = (
     "The board's verdicts from the previous round are shown. Critique the other judges' reasoning "
     "where it is wrong, then give your own verdict again: keep it or change it."
@@ -143,13 +155,16 @@ def _describe(turn: JudgeTurn) -> str:
     return f"{turn.verdict} (confidence {turn.confidence:.2f}): {turn.rationale}"
 
 
-def _judge_prompt(name: str) -> Callable[[_JudgeView], str]:
+def _judge_prompt(name: str, layout: MAJLayout) -> Callable[[_JudgeView], str]:
+    """prefix-first names every judge, itself included, so the transcript reads the same for all judges."""
+
     def prompt(view: _JudgeView) -> str:
         text = f"Question: {view.question}\nCandidate solution: {view.candidate}"
         previous = [t for t in view.transcript if t.round == view.round - 1]
         if view.round == 0 or not previous:
             return text
-        lines = [f"- {'You' if t.judge == name else t.judge}: {_describe(t)}" for t in previous]
+        me = "You" if layout == "profile-first" else name
+        lines = [f"- {me if t.judge == name else t.judge}: {_describe(t)}" for t in previous]
         return f"{text}\nRound {view.round - 1} verdicts:\n" + "\n".join(lines) + f"\n{DELIBERATION_INSTRUCTIONS}"
 
     return prompt
@@ -191,8 +206,12 @@ def build(
     temperature: NonNegativeFloat = 0.0,
     max_tokens: PositiveInt = 200,
     seed: int | None = None,
+    layout: MAJLayout = "prefix-first",
 ) -> Graph[MAJState]:
-    """``backend`` serves every judge without a backend of its own; ``max_rounds`` counts deliberation rounds."""
+    """``backend`` serves every judge without a backend of its own; ``max_rounds`` counts deliberation rounds.
+
+    ``layout`` orders each judge's prompt (module docstring): "profile-first" is the earlier layout.
+    """
     profiles = _profiles(judges)
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     # one ballot key (and one key for its failed samples) per judge: parallel judges never share a key
@@ -207,15 +226,20 @@ def build(
     # 1. independent judgments (round 0) and, on later rounds, deliberation: the same judges, who
     #    now also read the previous round from the transcript.
     for p in profiles:
+        if layout == "profile-first":
+            ordering: dict[str, Any] = {"instructions": BOARD_INSTRUCTIONS.format(profile=p.instructions)}
+        else:
+            ordering = {"instructions": BOARD_SHARED_INSTRUCTIONS, "layout": "prefix-first",
+                        "task": JUDGE_TASK.format(name=p.name, profile=p.instructions)}
         judge = Agent(
             p.name,
-            instructions=BOARD_INSTRUCTIONS.format(profile=p.instructions),
+            **ordering,
             input_type=_JudgeView,
             output_type=Judgment,
             backend=p.backend or backend,
             n=samples,
             sampling=sampling,
-            prompt=_judge_prompt(p.name),
+            prompt=_judge_prompt(p.name, layout),
             min_valid=0,  # a judge whose samples all fail abstains instead of failing the board
         )
         graph.add_agent(p.name, judge, inputs=list(_JudgeView.model_fields), output=ballot[p.name], many=True,

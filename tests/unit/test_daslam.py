@@ -25,13 +25,15 @@ def run(replay, max_subquestions: int):
 
 
 def agent_of(request) -> str:
-    """Which step sent a request, read from its system prompt."""
-    system = request.messages[0].content
+    """Which step sent a request, read from its own instruction: last in the prompt (prefix-first), or
+    the system prompt (instructions-first)."""
+    last = request.messages[-1].content
+    own = last[last.rindex("\n\n") + 2:] if request.messages[0].content == daslam.SHARED else request.messages[0].content
     for name, instructions in [("final_answer", daslam.SOLVE_WITH_PAIRS), ("sub_solving", daslam.SOLVE_SUBQUESTION),
                                ("initial_attempt", daslam.SOLVE)]:
-        if system.startswith(instructions):
+        if own.startswith(instructions):
             return name
-    return "decomposition" if system.startswith(daslam.DECOMPOSE[:40]) else "?"
+    return "decomposition" if own.startswith(daslam.DECOMPOSE[:40]) else "?"
 
 
 def test_steps_run_in_the_papers_order_on_their_own_backends(replay) -> None:
@@ -51,7 +53,7 @@ def test_subquestions_are_answered_in_order_with_the_earlier_pairs_in_context(re
     asks = [r.messages[-1].content for r in solver.requests if agent_of(r) == "sub_solving"]
     for i, (ask, step) in enumerate(zip(asks, out.steps, strict=True)):
         assert ask.startswith(f"Problem: {PROBLEM}\n")
-        assert ask.endswith(f"\nSub-question: {step.subquestion}")
+        assert f"\nSub-question: {step.subquestion}\n\n{daslam.SOLVE_SUBQUESTION}\n" in ask
         for j, earlier in enumerate(out.steps[:i], 1):
             assert f"{j}. Q: {earlier.subquestion}\n   A: {earlier.answer}" in ask
         assert f"{i + 1}. Q:" not in ask, "a later sub-question's answer leaked into the context"
@@ -64,7 +66,7 @@ def test_final_answer_sees_every_pair_and_keeps_the_initial_answer(replay) -> No
     final_ask = solver.requests[-1].messages[-1].content
     for j, step in enumerate(out.steps, 1):
         assert f"{j}. Q: {step.subquestion}\n   A: {step.answer}" in final_ask
-    assert final_ask.endswith("Now answer the problem.")
+    assert f"Now answer the problem.\n\n{daslam.SOLVE_WITH_PAIRS}\n" in final_ask
     assert out.answer == out.final.answer and out.initial_answer == out.initial.answer
     changed = normalize_answer(out.answer, "number") != normalize_answer(out.initial_answer, "number")
     assert out.changed is changed
@@ -77,7 +79,7 @@ def test_the_subquestion_count_is_bounded(replay) -> None:
     assert schema["items"]["maxLength"] == 160
     assert len(out.subquestions) == len(out.steps) == 1
     assert [agent_of(r) for r in solver.requests] == ["initial_attempt", "sub_solving", "final_answer"]
-    assert "at most 1 simpler sub-questions" in decomposer.requests[0].messages[0].content
+    assert "at most 1 simpler sub-questions" in decomposer.requests[0].messages[-1].content
 
 
 def test_a_decomposition_over_the_bound_fails_validation(replay) -> None:
@@ -97,6 +99,30 @@ def test_one_backend_serves_both_roles_when_no_decomposer_is_given(replay) -> No
     both = Recording(replay("daslam_one_backend"))
     out = daslam.build(both, max_subquestions=1, answer_kind="number").compile().invoke({"question": PROBLEM})
     assert [agent_of(r) for r in both.requests] == ["initial_attempt", "decomposition", "sub_solving", "final_answer"]
+    assert out.answer is not None
+
+
+def test_every_call_shares_its_prompt_up_to_the_problem(replay) -> None:
+    """prefix-first: one system prompt and one worked example for all steps, then the problem, so a
+    prefix cache serves all of that to every call after the first; the step's instruction comes last."""
+    both = Recording(replay("daslam_one_backend"))
+    daslam.build(both, max_subquestions=1, answer_kind="number").compile().invoke({"question": PROBLEM})
+    assert len({r.messages[:-1] for r in both.requests}) == 1
+    shared = both.requests[0].messages[:-1]
+    assert shared[0].content == daslam.SHARED and [m.role for m in shared[1:]] == ["user", "assistant"] * 4
+    assert all(m.content.startswith(f"Problem: {daslam._PROBLEM}") for m in shared[1::2])
+    assert '"subquestions":["How many muffins are left?"]' in shared[4].content, "the example obeys the bound"
+    for r in both.requests:
+        assert r.messages[-1].content.startswith(f"Problem: {PROBLEM}\n")
+
+
+def test_the_instructions_first_layout_is_still_the_earlier_prompt(replay) -> None:
+    """The earlier layout replays from a cassette recorded before prefix-first existed: byte for byte."""
+    both = Recording(replay("daslam_one_backend_instructions_first"))
+    out = daslam.build(both, max_subquestions=1, answer_kind="number",
+                       layout="instructions-first").compile().invoke({"question": PROBLEM})
+    assert [agent_of(r) for r in both.requests] == ["initial_attempt", "decomposition", "sub_solving", "final_answer"]
+    assert all(len(r.messages) == 4 and r.messages[-1].content.startswith("Problem: ") for r in both.requests)
     assert out.answer is not None
 
 

@@ -18,7 +18,8 @@ from tests.helpers import Recording
 
 CASES = {e.id: e for e in load_dataset("gsm8k-judge", limit=3)}
 UNANIMOUS = maj.input_from(CASES["gsm8k-judge-0000-6b_verification"])  # the board agrees at once
-SPLIT = maj.input_from(CASES["gsm8k-judge-0000-175b_finetuning"])  # the board splits in round 0
+SPLIT = maj.input_from(CASES["gsm8k-judge-0000-175b_finetuning"])  # the board splits in round 0 ...
+SAMPLED = {"temperature": 0.7, "seed": 7}  # ... when sampled so (greedy, SmolLM2's judges all say "correct")
 NAMES = [p.name for p in maj.DEFAULT_JUDGES]
 
 
@@ -41,8 +42,9 @@ class Truncating:
 
 
 def judge_of(request: GenerationRequest) -> str:
-    system = request.messages[0].content
-    return next(p.name for p in maj.DEFAULT_JUDGES if p.instructions in system)
+    """Which judge sent a request: only its own profile is anywhere in its prompt."""
+    text = "\n".join(m.content for m in request.messages)
+    return next(p.name for p in maj.DEFAULT_JUDGES if p.instructions in text)
 
 
 def rounds_of(out: maj.MAJResult) -> list[list[str | None]]:
@@ -61,6 +63,39 @@ def test_judges_run_concurrently(replay) -> None:
     assert out.rounds_used == 0
 
 
+def test_judges_share_every_token_before_their_own_profile(replay) -> None:
+    """prefix-first: system prompt, case and transcript lead identically, so a prefix cache serves them
+    to judges 2 and 3; the profile (all that differs) comes last, before the output format."""
+    backend = Recording(replay("maj_board"))
+    out = maj.build(backend, **SAMPLED, max_rounds=2).compile().invoke(SPLIT)
+    assert out.rounds_used >= 1, "this case deliberates, so rounds with a transcript are covered too"
+    for r in range(out.rounds_used + 1):
+        asks = backend.requests[3 * r: 3 * (r + 1)]
+        assert len({a.messages[:-1] for a in asks}) == 1 and asks[0].messages[0].content == maj.BOARD_SHARED_INSTRUCTIONS
+        heads = set()
+        for ask in asks:
+            me = next(p for p in maj.DEFAULT_JUDGES if p.name == judge_of(ask))
+            head, tail = ask.messages[-1].content.split("\n\n" + maj.JUDGE_TASK.format(name=me.name, profile=me.instructions))
+            assert head.startswith(f"Question: {SPLIT.question}\nCandidate solution: {SPLIT.candidate}")
+            assert tail.startswith("\nReply with one JSON object:") and "\n" not in tail[1:]
+            heads.add(head)
+        assert len(heads) == 1, f"round {r}: the judges' prompts differ before their profiles"
+
+
+def test_the_profile_first_layout_is_still_the_earlier_prompt(replay) -> None:
+    """The earlier layout replays from a cassette recorded before prefix-first existed: byte for byte."""
+    backend = Recording(replay("maj_board_profile_first"))
+    out = maj.build(backend, max_rounds=2, layout="profile-first").compile().invoke(SPLIT)
+    assert out.rounds_used >= 1
+    for ask in backend.requests:
+        me = next(p for p in maj.DEFAULT_JUDGES if p.name == judge_of(ask))
+        assert ask.messages[0].content.startswith(maj.BOARD_INSTRUCTIONS.format(profile=me.instructions))
+        assert ask.messages[-1].content.startswith(f"Question: {SPLIT.question}")
+    assert all("- You: " in a.messages[-1].content for a in backend.requests[3:])
+    with pytest.raises(ConfigError, match="knob 'layout'"):
+        maj.build(layout="judge-first")
+
+
 def test_a_unanimous_board_stops_after_the_independent_judgments(replay) -> None:
     backend = Recording(replay("maj_board"))
     out = maj.build(backend, max_rounds=2).compile().invoke(UNANIMOUS)
@@ -75,7 +110,7 @@ def test_a_unanimous_board_stops_after_the_independent_judgments(replay) -> None
 
 def test_a_split_board_deliberates_with_the_previous_round_in_context(replay) -> None:
     backend = Recording(replay("maj_board"))
-    out = maj.build(backend, max_rounds=2).compile().invoke(SPLIT)
+    out = maj.build(backend, **SAMPLED, max_rounds=2).compile().invoke(SPLIT)
     verdicts = rounds_of(out)
     assert len(set(verdicts[0])) == 2, "this cassette's board splits in round 0"
     assert 1 <= out.rounds_used <= 2
@@ -83,7 +118,7 @@ def test_a_split_board_deliberates_with_the_previous_round_in_context(replay) ->
     assert [(t.round, t.judge) for t in out.transcript] == [(r, n) for r in range(out.rounds_used + 1) for n in NAMES]
     if out.rounds_used < 2:
         assert out.unanimous and len(set(verdicts[-1])) == 1, "it stopped early only because it agreed"
-    # every deliberating judge sees each judge's previous verdict, confidence and rationale, itself as "You"
+    # every deliberating judge sees each judge's previous verdict, confidence and rationale, all by name
     for r in range(1, out.rounds_used + 1):
         asks = backend.requests[3 * r: 3 * (r + 1)]
         assert len(asks) == 3
@@ -91,14 +126,14 @@ def test_a_split_board_deliberates_with_the_previous_round_in_context(replay) ->
             me, text = judge_of(ask), ask.messages[-1].content
             assert f"Round {r - 1} verdicts:" in text and maj.DELIBERATION_INSTRUCTIONS in text
             for t in (t for t in out.transcript if t.round == r - 1):
-                who = "You" if t.judge == me else t.judge
-                assert f"- {who}: {t.verdict} (confidence {t.confidence:.2f}): {t.rationale}" in text
+                assert f"- {t.judge}: {t.verdict} (confidence {t.confidence:.2f}): {t.rationale}" in text
             assert f"Round {r} verdicts:" not in text
+            assert "- You:" not in text and text.index(f"You are the judge {me}.") > text.index("verdicts:")
 
 
 def test_the_round_cap_stops_a_split_board(replay) -> None:
     backend = Recording(replay("maj_board"))
-    out = maj.build(backend, max_rounds=0).compile().invoke(SPLIT)
+    out = maj.build(backend, **SAMPLED, max_rounds=0).compile().invoke(SPLIT)
     assert len(backend.requests) == 3
     assert out.rounds_used == 0 and not out.unanimous
     assert out.votes.total == 3 and out.agreement == pytest.approx(2 / 3)
@@ -123,21 +158,22 @@ def test_a_tied_board_follows_the_higher_confidence_then_the_first_judge() -> No
     assert majority_verdict([JudgeTurn(round=0, judge="a")]) == (majority_verdict([])[0], None)
 
 
-def test_a_tie_on_the_real_board_goes_to_the_earliest_judge_at_equal_confidence(replay) -> None:
+def test_a_tie_on_the_real_board_goes_to_the_more_confident_judge_in_any_order(replay) -> None:
     two = [maj.DEDUCTIVE, maj.LOGICAL]
-    out = maj.build(replay("maj_board"), judges=two, max_rounds=0).compile().invoke(SPLIT)
+    out = maj.build(replay("maj_board"), judges=two, **SAMPLED, max_rounds=0).compile().invoke(SPLIT)
     deductive, logical = out.transcript
     assert deductive.verdict != logical.verdict, "this cassette's two judges disagree"
-    assert deductive.confidence == logical.confidence, "and are equally confident"
-    assert out.answer == deductive.verdict and out.agreement == 0.5
-    flipped = maj.build(replay("maj_board"), judges=two[::-1], max_rounds=0).compile().invoke(SPLIT)
-    assert flipped.answer == logical.verdict
+    assert deductive.confidence != logical.confidence, "with different confidence"
+    surer = max(out.transcript, key=lambda t: t.confidence or 0.0)
+    assert out.answer == surer.verdict and out.agreement == 0.5
+    flipped = maj.build(replay("maj_board"), judges=two[::-1], **SAMPLED, max_rounds=0).compile().invoke(SPLIT)
+    assert flipped.answer == surer.verdict, "confidence, not listing order, breaks this tie"
 
 
 def test_a_judge_whose_samples_all_fail_validation_abstains(replay) -> None:
     broken = Truncating(replay("maj_board"))
     judges = [maj.DEDUCTIVE, maj.LOGICAL, maj.ROBUST.model_copy(update={"backend": broken})]
-    out = maj.build(replay("maj_board"), judges=judges, max_rounds=2).compile().invoke(SPLIT)
+    out = maj.build(replay("maj_board"), judges=judges, **SAMPLED, max_rounds=2).compile().invoke(SPLIT)
     abstained = [t for t in out.transcript if t.judge == maj.ROBUST.name]
     assert len(abstained) == out.rounds_used + 1 == len(broken.requests), "the broken judge is asked every round"
     assert all(t.verdict is None and t.rationale is None and t.confidence is None for t in abstained)
@@ -150,13 +186,13 @@ def test_a_judge_whose_samples_all_fail_validation_abstains(replay) -> None:
     if out.rounds_used < 2:  # an abstainer neither votes nor blocks unanimity
         assert out.unanimous and len({t.verdict for t in spoke}) == 1
     for request in broken.requests[1:]:
-        assert "- You: gave no valid verdict" in request.messages[-1].content
+        assert f"- {maj.ROBUST.name}: gave no valid verdict" in request.messages[-1].content
 
 
 def test_a_judge_that_fails_in_a_later_round_stands_by_its_last_verdict(replay) -> None:
     late = Truncating(replay("maj_board"), after=1)  # valid in round 0, broken from round 1 on
     judges = [maj.DEDUCTIVE, maj.LOGICAL, maj.ROBUST.model_copy(update={"backend": late})]
-    out = maj.build(replay("maj_board"), judges=judges, max_rounds=2).compile().invoke(SPLIT)
+    out = maj.build(replay("maj_board"), judges=judges, **SAMPLED, max_rounds=2).compile().invoke(SPLIT)
     robust = [t for t in out.transcript if t.judge == maj.ROBUST.name]
     assert robust[0].verdict is not None and all(t.verdict is None for t in robust[1:])
     assert out.rounds_used >= 1

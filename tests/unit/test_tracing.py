@@ -98,7 +98,12 @@ CASES = [
         "maj",
         {"max_rounds": 1, "max_tokens": 120},
         {"question": "What is 7 times 8?", "candidate": "7 times 8 is 54, so the answer is 54."},
-        ("invoke_workflow maj", (  # the recorded board is unanimous in round 0: no deliberation
+        ("invoke_workflow maj", (  # the recorded board splits in round 0 and deliberates once (max_rounds=1)
+            ("invoke_agent deductive_reasoner", (("chat", ()),)),
+            ("invoke_agent logical_reasoner", (("chat", ()),)),
+            ("invoke_agent robust_reasoner", (("chat", ()),)),
+            ("node record_round", ()),
+            ("node deliberate", ()),
             ("invoke_agent deductive_reasoner", (("chat", ()),)),
             ("invoke_agent logical_reasoner", (("chat", ()),)),
             ("invoke_agent robust_reasoner", (("chat", ()),)),
