@@ -386,17 +386,22 @@ def part_d(args: argparse.Namespace) -> dict[str, Any]:
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"b": part_b, "c": part_c, "d": part_d}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="b,c,d", help="comma-separated: b, c, d")
-    parser.add_argument("--vllm-url", help="a running vLLM server (else one is started and stopped)")
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options only parts (b)-(d) take (bench/engine.py declares --rounds and --threads itself)."""
+    parser.add_argument("--vllm-url", help="(b-d) a running vLLM server (else one is started and stopped)")
     parser.add_argument("--cases", type=int, help="(b, d) dataset rows in the cached-share runs")
-    parser.add_argument("--rounds", type=int, help="(b) timed rounds, one case each")
     parser.add_argument("--max-tokens", type=int, help="(b) judges' max_tokens")
     parser.add_argument("--reps", type=int, help="(c) interleaved guided/unguided pairs per request")
     parser.add_argument("--guided-tokens", type=int, help="(c) max_tokens of each timed request")
-    parser.add_argument("--threads", type=int, help="(c) llama.cpp threads")
     parser.add_argument("--subquestions", type=int, help="(d) DaSLaM's max_subquestions")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="b,c,d", help="comma-separated: b, c, d")
+    parser.add_argument("--rounds", type=int, help="(b) timed rounds, one case each")
+    parser.add_argument("--threads", type=int, help="(c) llama.cpp threads")
+    add_options(parser)
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args()
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),

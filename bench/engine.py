@@ -177,6 +177,7 @@ def _report_a(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
 from bench._engine_vllm import PARTS as _VLLM_PARTS  # noqa: E402
+from bench._engine_vllm import add_options as add_vllm_options  # noqa: E402
 
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"a": part_a, **_VLLM_PARTS}
 
@@ -191,12 +192,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="(a) llama.cpp threads; 1 because the machine's 2 cores are shared")  # fmt: skip
     parser.add_argument("--no-scaling", action="store_true", help="(a) skip the decode-step cost by batch size")
-    parser.add_argument("--vllm-url", help="(b-d) a running vLLM server (else one is started and stopped)")
-    parser.add_argument("--cases", type=int, help="(b, d) dataset rows in the cached-share runs")
-    parser.add_argument("--max-tokens", type=int, help="(b) judges' max_tokens")
-    parser.add_argument("--reps", type=int, help="(c) interleaved guided/unguided pairs per request")
-    parser.add_argument("--guided-tokens", type=int, help="(c) max_tokens of each timed request")
-    parser.add_argument("--subquestions", type=int, help="(d) DaSLaM's max_subquestions")
+    add_vllm_options(parser)
     parser.add_argument("--json", help="write raw timings and ratios here")
     args = parser.parse_args()
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),
