@@ -32,7 +32,7 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	.ci/install-extras $(VENV) llamacpp,dev,retrieval
+	.ci/install-extras $(VENV) llamacpp,dev,retrieval,ray
 	touch $@ $(DEMO_STAMP)
 
 install: $(STAMP)

@@ -116,6 +116,13 @@ def eval_command(
     target_accuracy: Annotated[float | None, typer.Option(
         "--target-accuracy", help="with --calibrate-on: the cheapest threshold reaching this dev accuracy "
         "(default: the lowest cost per success)")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="run the examples on Ray actors: a local Ray on this "
+                                      "machine's CPUs (127.0.0.1, no dashboard); needs agentkit[ray]")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", metavar="ADDR", help="run on an existing Ray cluster (e.g. 10.0.0.5:6379 or auto); "
+        "implies --ray")] = None,
+    ray_actors: Annotated[int | None, typer.Option(
+        "--ray-actors", min=1, help="Ray actors (default: the cluster's CPUs); --concurrency is spread over them")] = None,
 ) -> None:
     """Evaluate a pattern on a dataset (resumable), or --compare finished run directories."""
     try:
@@ -131,9 +138,21 @@ def eval_command(
                 samples=samples, seed=seed, options=option or [], answer_kind=answer_kind, fields=field or [],
                 prices=prices, max_failures=max_failures, trace_file=trace_file, progress=progress,
                 calibrate_on=calibrate_on, target_accuracy=target_accuracy,
+                ray=_ray_options(ray, ray_address, ray_actors),
             )
     except KeyboardInterrupt:
         fail("interrupted; finished examples are kept: rerun with --resume to continue", code=130)
+
+
+def _ray_options(ray: bool, address: str | None, actors: int | None) -> Any:
+    """RayOptions when --ray/--ray-address is given (ray itself is imported only when the run starts)."""
+    if not ray and address is None:
+        if actors is not None:
+            fail("--ray-actors sizes a Ray run: pass --ray or --ray-address too")
+        return None
+    from agentkit.eval._ray_spec import RayOptions
+
+    return RayOptions(address=address, actors=actors)
 
 
 def register(app: typer.Typer) -> None:
@@ -161,7 +180,7 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
               model: str | None, samples: int | None, seed: int | None, options: list[str],
               answer_kind: str | None, fields: list[str], prices: Path | None, max_failures: int,
               trace_file: str | None, progress: bool, calibrate_on: str | None = None,
-              target_accuracy: float | None = None) -> None:
+              target_accuracy: float | None = None, ray: Any = None) -> None:
     from agentkit import tracing
     from agentkit.backends import make_backend
     from agentkit.cli import _eval_baselines as plans
@@ -207,15 +226,29 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
     for run in runs:  # fail on any of them before loading a model
         check_out_dir(run.out_dir, plans.identity(run, data), resume=resume)
 
+    if ray is not None:
+        from agentkit.eval._ray_spec import require_ray
+
+        require_ray(local=ray.address is None)  # the one-line hint before any model loads
     provider = tracing.configure(trace_file=trace_file) if trace_file else None
     done: list[tuple[plans.Planned, Any]] = []
     stopped = False
+    cluster = None
     try:
-        engine = make_backend(backend, model=model, base_url=base_url)
+        if ray is not None:  # one Ray for every run of the command; each run starts its own actors
+            from agentkit.eval._ray_runner import connect
+            from agentkit.eval._ray_spec import BackendSpec
+
+            ray_module, owned = connect(ray)
+            cluster = ray_module if owned else None  # stopped at the end if this command started it
+            engine: Any = BackendSpec(kind=backend, model=model, base_url=base_url)
+        else:
+            engine = make_backend(backend, model=model, base_url=base_url)
         for run in runs:
             if run is main and dev is not None and waiting:
                 knobs.update(_eval_calibrate.calibrated_knobs(  # the tiers exactly as the run will build them
-                    dev, engine, {**dataset_knobs(spec, data), **knobs}, answer_kind=data.answer_kind,
+                    dev, engine.build() if ray is not None else engine,  # a spec with --ray: calibrate here
+                    {**dataset_knobs(spec, data), **knobs}, answer_kind=data.answer_kind,
                     prices=price_table, out=out))
                 run = plans.Planned(spec, out, spec.check_knobs({**dataset_knobs(spec, data), **knobs}), spec.name)
                 typer.echo(f"calibrated threshold {knobs['threshold']:.4g} on {dev.how['dev_ids']} dev rows "
@@ -229,7 +262,7 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
             check_out_dir(run.out_dir, plans.identity(run, data), resume=resume)
             outcome = evaluate(run.pattern, data, engine, run.out_dir, knobs=run.knobs, concurrency=concurrency,
                                resume=resume, retry_errors=retry_errors, max_consecutive_failures=max_failures,
-                               prices=price_table, progress=progress)
+                               prices=price_table, progress=progress, ray=ray)
             done.append((run, outcome))
             if outcome.stopped:
                 stopped = True
@@ -237,6 +270,8 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
     finally:
         if provider is not None:
             provider.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
     main_outcome = done[0][1]
     if len(done) > 1:
         comparisons = plans.write_comparison(out, pattern, done[1:], data)

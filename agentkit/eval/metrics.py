@@ -95,6 +95,8 @@ class ExampleResult(BaseModel):
     error_type: str | None = None
     schema_valid: bool | None = None
     calls: int = Field(default=0, ge=0)
+    requests_by_server: dict[str, int] | None = Field(
+        None, description="requests per server URL of the example's run (a pool of endpoints); None: no pool")
     extra: dict[str, Any] = Field(default_factory=dict)
     cluster: str | None = Field(None, description="the example's group (the dataset's cluster_key value), "
                                 "so statistics resample groups, not rows")
@@ -139,6 +141,8 @@ class Summary(BaseModel):
     output_tokens: int = 0
     cached_tokens: int = 0
     calls_per_example: float | None = None
+    requests_by_server: dict[str, int] | None = Field(
+        None, description="requests per server URL over all results (a pool of endpoints); None: no pool used")
     cost: float = 0.0
     cost_per_success: float | None = None
     cost_unit: str = COST_UNIT
@@ -182,6 +186,14 @@ def _confusion(results: list[ExampleResult], labels: Collection[str]) -> dict[st
     for r in results:
         table.setdefault(r.label, Counter())[_predicted(r, labels)] += 1
     return {gold: dict(sorted(row.items())) for gold, row in sorted(table.items())}
+
+
+def _requests_by_server(results: list[ExampleResult]) -> dict[str, int] | None:
+    """Summed per URL, sorted by URL; None when no result went through a pool (older lines have none)."""
+    counts: Counter[str] = Counter()
+    for r in results:
+        counts.update(r.requests_by_server or {})
+    return dict(sorted(counts.items())) or None
 
 
 def _mean_or_none(values: list[float]) -> float | None:
@@ -242,6 +254,7 @@ def summarize(
         output_tokens=sum(r.usage.output_tokens for r in items),
         cached_tokens=sum(r.usage.cached_tokens for r in items),
         calls_per_example=sum(r.calls for r in items) / n if n else None,
+        requests_by_server=_requests_by_server(items),
         cost=cost,
         cost_per_success=cost / correct if correct else None,
         cost_unit=prices.unit,

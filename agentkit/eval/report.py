@@ -114,7 +114,15 @@ def _rows(summaries: Sequence[Summary]) -> list[tuple[str, Callable[[Summary], s
     keys = sorted({k for s in summaries for k in s.pattern_metrics})
     extra = [(f"{k.replace('_', ' ')} (pattern)",
               (lambda s, k=k: _metric(s.pattern_metrics.get(k), k))) for k in keys]
-    return [*_ROWS, *extra]
+    pooled = [("requests by server", _servers)] if any(s.requests_by_server for s in summaries) else []
+    return [*_ROWS, *pooled, *extra]
+
+
+def _servers(summary: Summary) -> str:
+    """Requests each endpoint of a pool answered (a row only when some run used a pool)."""
+    if not summary.requests_by_server:
+        return "–"
+    return ", ".join(f"{url}: {count}" for url, count in summary.requests_by_server.items())
 
 
 _COMPARE_COLUMNS: list[tuple[str, Callable[[Summary], str]]] = [

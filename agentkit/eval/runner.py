@@ -21,6 +21,10 @@ Every selected example ends in one of three ways:
 
 DIR/run.json records what the directory holds (pattern, dataset, knobs, backend, model), and a
 resume that does not match it is refused, so two different runs can never be mixed in one summary.
+
+With ``ray=RayOptions(...)`` the examples run on Ray actors (``agentkit.eval._ray_runner``), each
+building its backend from a ``BackendSpec``; everything else -- the manifest, resume, the single
+writer of results.jsonl, the summary -- is this module's, exactly as without Ray.
 """
 
 from __future__ import annotations
@@ -30,33 +34,36 @@ import json
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agentkit import stats
 from agentkit.backends.base import Backend
-from agentkit.errors import BackendUnavailable, ConfigError, NoValidSample, SchemaViolation, TransientBackendError
+from agentkit.errors import ConfigError
+from agentkit.eval._attempt import Lost, WarnOnce, attempt
+from agentkit.eval._attempt import describe as _describe  # noqa: F401 - the old private names
+from agentkit.eval._attempt import jsonable as _jsonable
+from agentkit.eval._attempt import usage_of as _usage  # noqa: F401
 from agentkit.eval._dataset_select import EvalDataset, select_dataset
 from agentkit.eval._progress import EvalProgress
+from agentkit.eval._ray_spec import BackendSpec, RayOptions
 from agentkit.eval._resultlog import RESULTS_FILE, ResultLog
 from agentkit.eval.datasets import Example
-from agentkit.eval.metrics import ExampleResult, ModelUsage, Prices, Summary, Usage, summarize
+from agentkit.eval.metrics import ExampleResult, Prices, Summary, summarize
 from agentkit.eval.report import write_report
-from agentkit.eval.scoring import grade
 from agentkit.pattern import Pattern
 from agentkit.vocab import first_error
 
 __all__ = [
     "MANIFEST_FILE",
     "RESULTS_FILE",
+    "BackendSpec",
     "EvalDataset",
     "EvalOutcome",
+    "RayOptions",
     "RunManifest",
     "aevaluate",
     "check_out_dir",
@@ -87,20 +94,12 @@ class RunManifest(BaseModel):
     dataset_sha256: str | None = None
     examples: int = 0
     started_at: str = ""
+    ray: dict[str, Any] | None = Field(None, description="where a Ray run ran (information only: a run "
+                                       "may be resumed with or without Ray)")
 
 
 _IDENTITY = ("pattern", "dataset", "answer_kind", "labels", "knobs", "provider", "model", "field_map",
              "dataset_sha256")
-
-
-def _jsonable(value: Any) -> Any:
-    """Knobs and extras may hold objects (a second backend); store a stable description of them."""
-
-    def describe(obj: Any) -> str:
-        model = getattr(obj, "model", None)
-        return f"<{type(obj).__name__}{' ' + str(model) if model else ''}>"
-
-    return json.loads(json.dumps(value, default=describe, sort_keys=True))
 
 
 def _probe_writable(out: Path) -> None:
@@ -198,23 +197,7 @@ class EvalOutcome(BaseModel):
         return not self.lost
 
 
-@dataclass(frozen=True)
-class _Lost:
-    id: str
-    reason: str
-    dead: bool  # the backend is gone for good: stop now
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    notes = getattr(exc, "__notes__", None)
-    return f"{text} ({'; '.join(notes)})" if notes else text
-
-
-def _usage(run: stats.RunStats) -> Usage:
-    by_model = {m: ModelUsage.model_validate(u, from_attributes=True) for m, u in run.by_model.items()}
-    return Usage(input_tokens=run.usage.input_tokens, output_tokens=run.usage.output_tokens,
-                 cached_tokens=run.usage.cached_tokens, by_model=by_model)
+_Lost = Lost  # the old private name
 
 
 class _Run:
@@ -227,7 +210,7 @@ class _Run:
         self.written: set[str] = set()
         self.stopped: str | None = None
         self.fatal: BaseException | None = None
-        self._warned: set[str] = set()
+        self._warn = WarnOnce()
         self.clusters = _cluster_map(data)
 
     async def run(self, todo: Sequence[Example]) -> None:
@@ -248,8 +231,11 @@ class _Run:
         if self.fatal is not None:
             raise self.fatal
 
-    def _settle(self, outcome: ExampleResult | _Lost) -> None:
-        if isinstance(outcome, _Lost):
+    def _settle(self, outcome: ExampleResult | Lost) -> None:
+        if outcome.id in self.written:  # a result for an id already written (a rerun on Ray): one line per id
+            _LOG.warning("example %s finished twice; only its first result is kept", outcome.id)
+            return
+        if isinstance(outcome, Lost):
             self.consecutive_lost += 1
             _LOG.warning("example %s not finished (backend): %s", outcome.id, outcome.reason)
             if outcome.dead:
@@ -269,57 +255,9 @@ class _Run:
             self.stopped = reason
             _LOG.error("stopping the run: %s", reason)
 
-    async def _attempt(self, example: Example) -> ExampleResult | _Lost:
-        start = time.perf_counter()
-        prediction: str | None = None
-        extra: Mapping[str, Any] = {}
-        error: Exception | None = None
-        with stats.collect() as run:
-            try:
-                assert self.pattern.input_from is not None and self.pattern.prediction is not None
-                output = await self.graph.ainvoke(self.pattern.input_from(example))
-                try:
-                    prediction = self.pattern.prediction(output)
-                except NoValidSample as exc:  # no answer, scored wrong; its extras still count
-                    error = exc
-                    self._warn_once(example.id, exc)
-                if self.pattern.extras is not None:
-                    extra = self.pattern.extras(output)
-            except BackendUnavailable as exc:
-                return _Lost(example.id, _describe(exc), dead=True)
-            except (TransientBackendError, ConnectionError) as exc:
-                return _Lost(example.id, _describe(exc), dead=False)
-            except ConfigError:
-                raise
-            except Exception as exc:  # the example failed; the run goes on
-                error = exc
-                self._warn_once(example.id, exc)
-        if prediction is not None and not isinstance(prediction, str):
-            prediction = str(prediction)
-        schema_valid = run.valid_samples == run.samples if run.samples else None
-        if isinstance(error, SchemaViolation):
-            schema_valid = False
-        return ExampleResult(
-            id=example.id,
-            prediction=prediction,
-            label=example.label,
-            correct=error is None and grade(prediction, example.label, self.data.answer_kind, self.data.labels),
-            usage=_usage(run),
-            latency_s=time.perf_counter() - start,
-            error=None if error is None else _describe(error),
-            error_type=None if error is None else type(error).__name__,
-            schema_valid=schema_valid,
-            calls=run.calls,
-            extra=_jsonable(dict(extra, samples=run.samples, valid_samples=run.valid_samples)),
-        )
-
-    def _warn_once(self, example_id: str, exc: Exception) -> None:
-        kind = type(exc).__name__
-        if kind not in self._warned:  # one line per error type, not one per example; the traceback at DEBUG
-            self._warned.add(kind)
-            _LOG.warning("example %s failed with %s: %s (recorded in results.jsonl; later ones of this type are "
-                         "not logged)", example_id, kind, exc)
-            _LOG.debug("traceback of example %s", example_id, exc_info=exc)
+    async def _attempt(self, example: Example) -> ExampleResult | Lost:
+        return await attempt(self.pattern, self.graph, example, answer_kind=self.data.answer_kind,
+                             labels=self.data.labels, warn=self._warn)
 
 
 def _cluster_map(data: EvalDataset) -> dict[str, str]:
@@ -357,7 +295,7 @@ def _summary_name(data: EvalDataset) -> str:
 async def aevaluate(
     pattern: str | Pattern,
     data: EvalDataset,
-    backend: Backend,
+    backend: Backend | BackendSpec,
     out_dir: str | os.PathLike[str],
     *,
     knobs: Mapping[str, Any] | None = None,
@@ -367,39 +305,67 @@ async def aevaluate(
     max_consecutive_failures: int = 3,
     prices: Prices | None = None,
     progress: bool = False,
+    ray: RayOptions | None = None,
 ) -> EvalOutcome:
     """Evaluate ``pattern`` on ``data`` into ``out_dir`` (results.jsonl, run.json, summary.json, report).
 
     ``retry_errors`` (with ``resume``) also reruns examples whose last result was an error; the new
-    result is appended and wins. ``knobs`` are the pattern's build options.
+    result is appended and wins. ``knobs`` are the pattern's build options. ``backend`` may be a
+    ``BackendSpec`` (built here, or in each actor with ``ray``); ``ray`` runs the examples on Ray
+    actors and needs a spec, since a live backend cannot be sent to another process.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     if max_consecutive_failures < 1:
         raise ConfigError(f"max_consecutive_failures must be >= 1, got {max_consecutive_failures}")
+    if ray is not None and not isinstance(backend, BackendSpec):
+        raise ConfigError("an evaluation on Ray builds its backend in each actor: pass a BackendSpec "
+                          "(kind/model/base_url, or a picklable factory) as backend, not a built backend")
     target = _load_pattern(pattern)
     name = target.name
     effective = target.check_knobs({**dataset_knobs(target, data), **(knobs or {})})
     out = Path(out_dir)
     manifest = RunManifest(
         pattern=name, dataset=data.name, answer_kind=data.answer_kind, labels=data.labels, knobs=effective,
-        provider=str(getattr(backend, "provider", type(backend).__name__)), model=str(getattr(backend, "model", "")),
-        field_map=data.field_map, dataset_sha256=data.sha256, examples=len(data.examples),
+        provider="", model="", field_map=data.field_map, dataset_sha256=data.sha256, examples=len(data.examples),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    check_out_dir(out, manifest.model_dump(include=set(_IDENTITY)), resume=resume)
-    graph = target.build(backend, **effective).compile()
-    log = ResultLog(out)
-    _write_manifest(out, manifest)
-    done = log.finished
-    todo = [e for e in data.examples
-            if e.id not in done or (retry_errors and done[e.id].failed_with_error)]
-    _LOG.info("%s on %s: %d examples, %d already finished, %d to run", name, data.name,
-              len(data.examples), len(data.examples) - len(todo), len(todo))
-    bar = EvalProgress(len(todo), f"{name} · {_summary_name(data)}", enabled=progress and bool(todo))
-    with log, bar:
-        run = _Run(target, graph, data, log, bar, concurrency, max_consecutive_failures)
-        await run.run(todo)
+    unknown = {"provider", "model"}  # until the backend (or an actor) is built: fail before that on the rest
+    check_out_dir(out, manifest.model_dump(include=set(_IDENTITY) - unknown), resume=resume)
+    workers = None
+    if isinstance(backend, BackendSpec) and ray is not None:
+        workers = _start_ray(ray, backend, pattern, effective, data, concurrency)
+        identity = workers.identity
+        manifest = manifest.model_copy(update={"ray": workers.describe()})
+    else:
+        live = backend.build() if isinstance(backend, BackendSpec) else backend
+        identity = {"provider": str(getattr(live, "provider", type(live).__name__)),
+                    "model": str(getattr(live, "model", ""))}
+        graph = target.build(live, **effective).compile()
+    try:
+        manifest = manifest.model_copy(update={"provider": identity["provider"], "model": identity["model"]})
+        check_out_dir(out, manifest.model_dump(include=set(_IDENTITY)), resume=resume)
+        log = ResultLog(out)
+        _write_manifest(out, manifest)
+        done = log.finished
+        todo = [e for e in data.examples
+                if e.id not in done or (retry_errors and done[e.id].failed_with_error)]
+        _LOG.info("%s on %s: %d examples, %d already finished, %d to run", name, data.name,
+                  len(data.examples), len(data.examples) - len(todo), len(todo))
+        where = f" · ray ×{workers.count}" if workers is not None else ""
+        bar = EvalProgress(len(todo), f"{name} · {_summary_name(data)}{where}", enabled=progress and bool(todo))
+        with log, bar:
+            if workers is not None:
+                run = _Run(target, None, data, log, bar, concurrency, max_consecutive_failures)
+                await workers.run(run, todo)
+                if run.fatal is not None:
+                    raise run.fatal
+            else:
+                run = _Run(target, graph, data, log, bar, concurrency, max_consecutive_failures)
+                await run.run(todo)
+    finally:
+        if workers is not None:
+            workers.close()
     summary = _summary(target, data, log.finished, prices)
     write_report(out, summary, name=name)
     return EvalOutcome(
@@ -407,6 +373,17 @@ async def aevaluate(
         skipped=len(data.examples) - len(todo), finished=len(run.written),
         lost=[e.id for e in todo if e.id not in run.written], stopped=run.stopped, summary=summary,
     )
+
+
+def _start_ray(options: RayOptions, spec: BackendSpec, pattern: str | Pattern, knobs: dict[str, Any],
+               data: EvalDataset, concurrency: int) -> Any:
+    """The run's Ray actors, each with its backend and graph built (a registered pattern travels by name)."""
+    from agentkit.eval._ray_runner import RayWorkers
+    from agentkit.eval._ray_worker import WorkerRecipe
+
+    recipe = WorkerRecipe(backend=spec, pattern=pattern, knobs=dict(knobs), answer_kind=data.answer_kind,
+                          labels=list(data.labels) if data.labels else None)
+    return RayWorkers.start(options, recipe, concurrency=concurrency)
 
 
 def evaluate(*args: Any, **kwargs: Any) -> EvalOutcome:
