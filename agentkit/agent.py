@@ -35,7 +35,8 @@ OutT = TypeVar("OutT", bound=BaseModel)
 #: How an agent orders its messages (see the module docstring for why the order is a speed matter).
 #: "instructions-first": system = instructions + task + output format, then examples, then the input.
 #: "prefix-first": system = the shared instructions only, then ``shared_turns``, examples, and a last
-#: user message holding the input followed by the agent's own ``task`` and output format.
+#: user message holding the input followed by the agent's own ``task`` and output format (with
+#: ``shared_format=True``, the output format joins the shared system message instead).
 PromptLayout = Literal["instructions-first", "prefix-first"]
 PROMPT_LAYOUTS: tuple[PromptLayout, ...] = ("instructions-first", "prefix-first")
 
@@ -117,17 +118,24 @@ class Agent(Generic[InT, OutT]):
         task: str = "",
         layout: PromptLayout = "instructions-first",
         shared_turns: Sequence[Message] = (),
+        shared_format: bool = False,
     ) -> None:
         """``text_output`` writes the output in its own grammar instead of JSON (see ``_text_outputs``).
 
         ``instructions`` is what every branch or call of a pattern shares; ``task`` is this agent's own
         part (a judge's profile, one step's job). ``shared_turns`` are fixed messages (worked examples
         common to several agents) placed right after the system message, so they are shared too.
+        ``shared_format`` (prefix-first only) moves the output format into the system message, for
+        parallel branches with one output type (a board of judges): the per-branch tail then holds
+        only ``task``, and more of each prompt falls in whole cached blocks.
         """
         if n < 1:
             raise ConfigError(f"agent {name!r}: n must be >= 1, got {n}")
         if layout not in PROMPT_LAYOUTS:
             raise ConfigError(f"agent {name!r}: layout must be one of {list(PROMPT_LAYOUTS)}, got {layout!r}")
+        if shared_format and layout != "prefix-first":
+            raise ConfigError(f"agent {name!r}: shared_format=True needs layout='prefix-first' (instructions-first "
+                              "already puts the output format in the system message)")
         if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
             raise ConfigError(f"agent {name!r}: output_type must be a pydantic BaseModel subclass, got {output_type!r}")
         self.name = name
@@ -145,6 +153,7 @@ class Agent(Generic[InT, OutT]):
         self.task = task
         self.layout: PromptLayout = layout
         self.shared_turns = tuple(shared_turns)
+        self.shared_format = shared_format
         self._constraint = None if text_output is not None else constraint_for(output_type)
 
     def _format_hint(self) -> str:
@@ -154,8 +163,8 @@ class Agent(Generic[InT, OutT]):
         """The user message for one input; in prefix-first layout the agent's own part follows the input."""
         if self.layout == "instructions-first":
             return self.prompt(inp)
-        tail = f"{self.task}\n{self._format_hint()}" if self.task else self._format_hint()
-        return f"{self.prompt(inp)}\n\n{tail}"
+        tail = [part for part in (self.task, None if self.shared_format else self._format_hint()) if part]
+        return "\n\n".join([self.prompt(inp), "\n".join(tail)]) if tail else self.prompt(inp)
 
     def exchange(self, inp: Any, out: BaseModel) -> tuple[Message, Message]:
         """One worked example as this agent shows it: the user turn and the assistant's reply."""
@@ -167,7 +176,7 @@ class Agent(Generic[InT, OutT]):
             own = f"{self.instructions} {self.task}" if self.task else self.instructions
             system = f"{own}\n{self._format_hint()}"
         else:
-            system = self.instructions
+            system = f"{self.instructions}\n{self._format_hint()}" if self.shared_format else self.instructions
         msgs = [Message(role="system", content=system), *self.shared_turns]
         for ex_in, ex_out in self.examples:
             msgs.extend(self.exchange(ex_in, ex_out))

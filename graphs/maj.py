@@ -12,17 +12,21 @@
 Our choices where the paper is silent: a judge draws ``samples`` samples in one request and speaks
 with the first that validates (a guard against a malformed sample, not a vote); a judge with no valid
 sample abstains that round: it neither votes nor blocks unanimity, and at aggregation it stands by its
-last valid verdict from an earlier round.
+last valid verdict from an earlier round; with a ``seed``, each judge samples with a seed of its own,
+derived from the seed and its name (judges whose prompts differ only in the last line would draw
+near-identical samples from one seed; a name, not a position, so listing order changes nothing).
 Output: verdict as ``answer`` ("correct"/"incorrect"), the full per-judge per-round transcript,
 deliberation rounds used, agreement.
 Prompt layout (``layout``): "prefix-first" (default) gives every judge the same leading text (board
-instructions, the case, and in deliberation the board's transcript with judges named) and puts the
-judge's own profile last, so an engine's prefix cache serves the case to judges 2..k; "profile-first"
-is the earlier layout, profile inside the system prompt before the case (kept for comparison).
+instructions and the output format, the case, and in deliberation the board's transcript with judges
+named) and puts only the judge's own profile last, so an engine's prefix cache serves the case to
+judges 2..k; "profile-first" is the earlier layout, profile inside the system prompt before the case
+(kept for comparison).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -186,6 +190,10 @@ def _profiles(judges: Sequence[JudgeProfile | Mapping[str, Any]]) -> list[JudgeP
     return profiles
 
 
+def _judge_seed(seed: int | None, name: str) -> int | None:
+    return None if seed is None else seed + zlib.crc32(name.encode()) % 65536
+
+
 def majority_verdict(turns: Sequence[JudgeTurn]) -> tuple[Tally, str | None]:
     """Majority; ties by summed confidence, then by the earliest judge (Tally keeps first-seen order)."""
     votes = Tally().add(t.verdict for t in turns if t.verdict is not None)
@@ -213,7 +221,6 @@ def build(
     ``layout`` orders each judge's prompt (module docstring): "profile-first" is the earlier layout.
     """
     profiles = _profiles(judges)
-    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     # one ballot key (and one key for its failed samples) per judge: parallel judges never share a key
     ballot = {p.name: f"ballot_{i}" for i, p in enumerate(profiles)}
     flaws = {p.name: f"flaws_{i}" for i, p in enumerate(profiles)}
@@ -226,10 +233,11 @@ def build(
     # 1. independent judgments (round 0) and, on later rounds, deliberation: the same judges, who
     #    now also read the previous round from the transcript.
     for p in profiles:
+        sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=_judge_seed(seed, p.name))
         if layout == "profile-first":
             ordering: dict[str, Any] = {"instructions": BOARD_INSTRUCTIONS.format(profile=p.instructions)}
         else:
-            ordering = {"instructions": BOARD_SHARED_INSTRUCTIONS, "layout": "prefix-first",
+            ordering = {"instructions": BOARD_SHARED_INSTRUCTIONS, "layout": "prefix-first", "shared_format": True,
                         "task": JUDGE_TASK.format(name=p.name, profile=p.instructions)}
         judge = Agent(
             p.name,

@@ -1,7 +1,9 @@
 """Shared fixtures.
 
 ``replay(name)`` gives a ReplayBackend over tests/cassettes/<name>.jsonl, recorded from the real
-SmolLM2. Set AGENTKIT_RECORD=1 to re-record every cassette a test run touches from the real model.
+SmolLM2. Set AGENTKIT_RECORD=1 to re-record every cassette a test run touches from the real model,
+or AGENTKIT_RECORD=missing to add only the requests a cassette lacks (a test that asks something new)
+and keep every recording it has.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from agentkit.backends.replay import ReplayBackend
 from tests import _prewarm
 
 CASSETTES = Path(__file__).parent / "cassettes"
-RECORD = os.environ.get("AGENTKIT_RECORD") == "1"
+RECORD = os.environ.get("AGENTKIT_RECORD") in ("1", "missing")
+_RECORD_ALL = os.environ.get("AGENTKIT_RECORD") == "1"
 _rerecorded: set[Path] = set()  # cassettes already cleared in this recording session
 TESTS = Path(__file__).parent
 #: suites that need slow, shareable setup (tests/_prewarm.py) run last, so that setup can overlap
@@ -66,7 +69,7 @@ def replay(request: pytest.FixtureRequest) -> Callable[[str], ReplayBackend]:
     def make(name: str) -> ReplayBackend:
         path = CASSETTES / f"{name}.jsonl"
         if RECORD:
-            if path not in _rerecorded:
+            if _RECORD_ALL and path not in _rerecorded:
                 path.unlink(missing_ok=True)
                 _rerecorded.add(path)
             return ReplayBackend(path, record_from=request.getfixturevalue("smollm2"))

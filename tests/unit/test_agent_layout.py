@@ -73,3 +73,17 @@ def test_prefix_first_without_a_task_still_ends_with_the_format() -> None:
 def test_an_unknown_layout_is_a_config_error_naming_the_agent() -> None:
     with pytest.raises(ConfigError, match=r"agent 'judge': layout must be one of .*'prefix-first'.*got 'last'"):
         agent(layout="last")
+
+
+def test_shared_format_moves_the_format_into_the_system_message_and_leaves_only_the_task_last() -> None:
+    a = agent(task="Be strict.", layout="prefix-first", shared_format=True, examples=[SHOT])
+    msgs = a.messages(Case(question="Is 3 > 5?"))
+    assert msgs[0].content == f"You judge answers.\n{HINT}"
+    assert msgs[1].content == "Question: Is 2 + 2 = 4?\n\nBe strict." and msgs[-1].content == "Question: Is 3 > 5?\n\nBe strict."
+    bare = agent(layout="prefix-first", shared_format=True).messages(Case(question="q"))
+    assert bare[-1].content == "Question: q", "no task and a shared format: the input alone"
+
+
+def test_shared_format_needs_the_prefix_first_layout() -> None:
+    with pytest.raises(ConfigError, match=r"agent 'judge': shared_format=True needs layout='prefix-first'"):
+        agent(shared_format=True)
