@@ -42,7 +42,7 @@ demo: $(DEMO_STAMP)
 		--question "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there in total?"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py

@@ -1,10 +1,13 @@
 """Transport for OpenAI-compatible servers: async HTTP with timeouts, retries and trace propagation.
 
 Formatting lives in ``_openai_format``; this module only moves JSON. Why each piece is here:
-- one ``httpx.AsyncClient`` per event loop: a client is bound to the loop that created it, and
-  agentkit is driven from several (``asyncio.run`` per CLI call, per test, per sync ``invoke``);
+- httpx clients per event loop: a client is bound to the loop that created it, and agentkit is
+  driven from several (``asyncio.run`` per CLI call, per test, per sync ``invoke``); each loop's
+  connections are spread over small clients (``_http_shards``: httpcore's pool costs CPU quadratic
+  in its connections); all share one TLS context, whose CA bundle costs ~50 ms of CPU to load;
 - tenacity retries connection errors, timeouts and 5xx/429 with exponential backoff, then raises
-  ``BackendUnavailable`` naming the URL, so a dead server ends a run in bounded time;
+  ``BackendUnavailable`` naming the URL, so a dead server ends a run in bounded time (a policy of
+  one attempt, as a pool's endpoints have, skips tenacity altogether);
 - the W3C ``traceparent`` header of the current span goes with every request, so the server's
   own spans (vLLM can export OTLP) join the agent's trace;
 - backpressure: at most ``max_in_flight`` requests are at the server at once and the rest queue
@@ -17,7 +20,9 @@ Formatting lives in ``_openai_format``; this module only moves JSON. Why each pi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +39,7 @@ from tenacity import (
 )
 
 from agentkit.backends._capacity import Capacity
+from agentkit.backends._http_shards import HTTPShards
 from agentkit.errors import (
     AgentkitError,
     BackendError,
@@ -95,26 +101,29 @@ class ChatClient:
         self.retry = retry or RetryPolicy()
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._max_connections = max_connections
+        self._clients: dict[asyncio.AbstractEventLoop, HTTPShards] = {}
         self._slots: dict[asyncio.AbstractEventLoop, Capacity] = {}
         self.in_flight = 0  #: sequences sent and not yet answered (all loops)
 
-    def _client(self) -> httpx.AsyncClient:
+    def _connections(self) -> HTTPShards:
         loop = asyncio.get_running_loop()
         for old in [lp for lp in self._clients if lp.is_closed()]:  # pools of finished loops are dead
             del self._clients[old]
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout, limits=self._limits)
-            self._clients[loop] = client
-        return client
+        shards = self._clients.get(loop)
+        if shards is None or shards.closed:
+            shards = self._clients[loop] = HTTPShards(self._new_client, self._max_connections)
+        return shards
+
+    def _new_client(self, connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(headers=self._headers, timeout=self._timeout, limits=limits, verify=_tls_context())
 
     async def aclose(self) -> None:
         """Close the connection pool of the running loop (pools of finished loops are dropped)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        shards = self._clients.pop(asyncio.get_running_loop(), None)
+        if shards is not None:
+            await shards.aclose()
 
     async def post_json(self, path: str, body: dict[str, Any], errors: ErrorMapper) -> Any:
         return await self._with_retries("POST", path, body, errors)
@@ -130,9 +139,10 @@ class ChatClient:
     async def get_json(self, path: str, errors: ErrorMapper) -> Any:
         return await self._with_retries("GET", path, None, errors)
 
-    async def get_once(self, path: str, errors: ErrorMapper) -> Any:
-        """One GET, no retries (a health probe wants the answer now, not after backoff)."""
-        return await self._once("GET", f"{self.base_url}{path}", None, errors)
+    async def get_once(self, path: str, errors: ErrorMapper, *, timeout_s: float | None = None) -> Any:
+        """One GET, no retries (a health probe wants the answer now, not after backoff); ``timeout_s``
+        bounds the whole call (a probe must not wait the generation timeout)."""
+        return await self._once("GET", f"{self.base_url}{path}", None, errors, timeout_s=timeout_s)
 
     def get_json_sync(self, path: str, errors: ErrorMapper) -> Any:
         """For constructors (model discovery) that run outside any event loop."""
@@ -153,6 +163,12 @@ class ChatClient:
     async def _with_retries(self, method: str, path: str, body: dict[str, Any] | None, errors: ErrorMapper) -> Any:
         url = f"{self.base_url}{path}"
         policy = self.retry
+        if policy.attempts == 1:  # a pool's endpoints: nothing to retry, so no retry machinery per call
+            start = time.monotonic()
+            try:
+                return await self._once(method, url, body, errors)
+            except TransientBackendError as exc:
+                raise _unavailable(url, 1, start, exc) from exc
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.attempts),
             wait=wait_exponential_jitter(
@@ -175,22 +191,26 @@ class ChatClient:
                     return await self._once(method, url, body, errors)
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            raise BackendUnavailable(
-                f"{url} unavailable after {policy.attempts} attempts in {time.monotonic() - start:.1f}s: {last}; "
-                "is the server running (e.g. `agentkit serve vllm`)?"
-            ) from last
+            raise _unavailable(url, policy.attempts, start, last) from last
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _once(self, method: str, url: str, body: dict[str, Any] | None, errors: ErrorMapper) -> Any:
+    async def _once(self, method: str, url: str, body: dict[str, Any] | None, errors: ErrorMapper, *,
+                    timeout_s: float | None = None) -> Any:
         headers: dict[str, str] = {}
         propagate.inject(headers)  # traceparent (and baggage) of the current span, if any
-        slot = self._slot()
-        weight = int(body.get("n", 1)) if isinstance(body, dict) else 1  # n samples hold n sequences
+        # only a generation holds sequences at the server (n samples hold n); a GET /models takes no
+        # slot, so a health probe is not queued behind the generations it is checking on
+        slot = self._slot() if body is not None else None
+        weight = int(body.get("n", 1)) if body is not None else 0
         if slot is not None:
             weight = await slot.acquire(weight)  # queued here, not at the server; no timeout runs yet
         self.in_flight += weight
+        timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
+        connections = self._connections()
+        shard = connections.take()
         try:
-            response = await self._client().request(method, url, json=body, headers=headers)
+            client = connections.client(shard)
+            response = await client.request(method, url, json=body, headers=headers, timeout=timeout)
         except httpx.ReadTimeout as exc:
             if method != "POST":
                 raise TransientBackendError(f"{method} {url} timed out ({type(exc).__name__})") from exc
@@ -203,6 +223,7 @@ class ChatClient:
         except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
             raise TransientBackendError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
         finally:
+            connections.give(shard)
             self.in_flight -= weight
             if slot is not None:
                 slot.release(weight)
@@ -212,6 +233,19 @@ class ChatClient:
             return response.json()
         except ValueError:
             raise BackendError(f"{url} answered HTTP {response.status_code} with a body that is not JSON") from None
+
+
+def _unavailable(url: str, attempts: int, start: float, last: BaseException | None) -> BackendUnavailable:
+    return BackendUnavailable(f"{url} unavailable after {attempts} attempts in {time.monotonic() - start:.1f}s: "
+                              f"{last}; is the server running (e.g. `agentkit serve vllm`)?")
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for the process (httpx's default verification, trust_env included): building
+    one loads the CA bundle, ~50 ms of CPU, and a client is made per endpoint and per event loop,
+    so every sync call or CLI run would otherwise pay it again. An SSLContext is safe to share."""
+    return httpx.create_ssl_context()
 
 
 def _loop_running() -> bool:

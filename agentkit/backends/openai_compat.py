@@ -124,13 +124,14 @@ class OpenAICompatibleBackend:
     def max_in_flight(self) -> int | None:
         return self._client.max_in_flight
 
-    async def probe(self) -> None:
-        """GET /models once, no retries: raises if the server does not answer (health checks)."""
+    async def probe(self, timeout_s: float | None = None) -> None:
+        """GET /models once, no retries: raises if the server does not answer (health checks).
+        ``timeout_s`` bounds it (default: the client's own timeouts)."""
 
         def errors(status: int, body: str) -> AgentkitError:
             return error_for_status(status, body, url=f"{self.base_url}/models", model=self.model, constraint=None)
 
-        await self._client.get_once("/models", errors)
+        await self._client.get_once("/models", errors, timeout_s=timeout_s)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -4,19 +4,27 @@ Routing keeps a graph run on one endpoint: DaSLaM's sequential calls and a MAJ p
 judges share a long prompt prefix, and only the server that saw it first has it in its prefix
 cache; a round-robin router would make every replica prefill it again. So each request carries an
 affinity key (by default its graph run's id, ``stats.RunStats.run_id``; or a hash of its leading
-messages) and goes where that key went before while that endpoint is up and has room; otherwise,
-and for a new key, to the endpoint with the fewest sequences outstanding.
+messages) and goes where that key went before while that endpoint is up and has room (or while no
+other endpoint has room either: moving then would only lose the cache); otherwise, and for a new
+key, to the endpoint with the least work routed to it and not yet answered, counting what queues
+in the client for an in-flight slot: counting only what is at the server would pile every queued
+request onto one endpoint while another's slots free up with nothing waiting for them.
 
 Failures: a connection error, a 5xx or a generation timeout marks the endpoint down, and the
 request goes at once to another one, without the caller's retry budget (each endpoint retries
-nothing itself). A down endpoint is probed back in (GET /models) when its cool-down ends and a
-request is routed. A 4xx (a bad schema, an unknown model) is the caller's error and is raised
+nothing itself). Health is also checked in the background: every ``probe_every_s`` a task GETs
+/models on every endpoint, so a server that died while idle is out before a request finds it, and
+one that came back is in again before a request tries it. The task starts with the first request
+(a constructor has no running loop to put it on) and ``aclose()`` cancels it. A down endpoint a
+request finds past its cool-down is still probed first, for pools with the background probe off
+(``probe_every_s=None``). A 4xx (a bad schema, an unknown model) is the caller's error and is raised
 as it is: every replica would say the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import time
@@ -62,19 +70,22 @@ class _Endpoint:
     failures: int = 0
     requests: int = 0  #: requests it answered
     last_error: str = ""
+    pending: int = 0  #: sequences routed here and not yet answered: queued in the client or at the server
 
     @property
     def url(self) -> str:
         return self.backend.base_url
 
     @property
-    def outstanding(self) -> int:
-        return self.backend.in_flight
-
-    @property
     def full(self) -> bool:
         limit = self.backend.max_in_flight
-        return limit is not None and self.outstanding >= limit
+        return limit is not None and self.pending >= limit
+
+    @property
+    def load(self) -> float:
+        """Pending sequences per in-flight slot (endpoints may differ in their limit)."""
+        limit = self.backend.max_in_flight
+        return self.pending / limit if limit else float(self.pending)
 
 
 class PoolBackend:
@@ -82,11 +93,18 @@ class PoolBackend:
     NO_RETRY: a failed request moves to another server instead of waiting on the same one).
     ``affinity``: "run", "prompt" or a function of the request. ``cooldown_s``: how long a failed
     endpoint rests before it is probed. ``retry.attempts``: passes over the whole pool before
-    giving up, with its backoff between passes."""
+    giving up, with its backoff between passes. ``probe_every_s``: seconds between background health
+    probes of every endpoint (None: none, a down endpoint is then probed only when a request needs
+    it); ``probe_timeout_s``: how long a probe waits for GET /models before the endpoint counts as down."""
 
     def __init__(self, endpoints: Sequence[OpenAICompatibleBackend], *,
                  affinity: Literal["run", "prompt"] | AffinityKey = "run", cooldown_s: float = 5.0,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, probe_every_s: float | None = 5.0,
+                 probe_timeout_s: float = 5.0) -> None:
+        if probe_every_s is not None and probe_every_s <= 0:
+            raise ConfigError(f"probe_every_s must be > 0 (or None for no background probe), got {probe_every_s}")
+        if probe_timeout_s <= 0:
+            raise ConfigError(f"probe_timeout_s must be > 0, got {probe_timeout_s}")
         if not endpoints:
             raise ConfigError("a pool needs at least one endpoint; pass --base-url once per server")
         urls = [e.base_url for e in endpoints]
@@ -106,7 +124,10 @@ class PoolBackend:
         self.retry = retry or RetryPolicy()
         self.provider = endpoints[0].provider
         self.model = endpoints[0].model
-
+        self.probe_every_s = probe_every_s
+        self.probe_timeout_s = probe_timeout_s
+        #: the background probe of each event loop the pool is used from (tasks belong to a loop)
+        self._probers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     @property
     def base_urls(self) -> list[str]:
@@ -116,19 +137,28 @@ class PoolBackend:
     def requests_by_endpoint(self) -> dict[str, int]:
         return {e.url: e.requests for e in self._endpoints}
 
+    @property
+    def down_endpoints(self) -> list[str]:
+        """Endpoints that last failed a request or a probe and have not answered since."""
+        return [e.url for e in self._endpoints if e.failures]
+
     async def generate(self, request: GenerationRequest) -> Generation:
+        self._start_probe()
         key = self._key(request)
         failures: list[str] = []
         for round_ in range(self.retry.attempts):
             tried: set[str] = set()
             while (endpoint := await self._choose(key, tried)) is not None:
                 tried.add(endpoint.url)
+                endpoint.pending += request.n
                 try:
                     generation = await endpoint.backend.generate(request)
                 except (TransientBackendError, BackendUnavailable, GenerationTimeout) as exc:
                     self._mark_down(endpoint, exc)
                     failures.append(f"{endpoint.url}: {exc}")
                     continue  # at once, to the next endpoint
+                finally:
+                    endpoint.pending -= request.n
                 endpoint.requests += 1
                 endpoint.failures = 0
                 run = stats.current()
@@ -142,8 +172,8 @@ class PoolBackend:
                                  "are the servers running?")
 
     async def _choose(self, key: str, tried: set[str]) -> _Endpoint | None:
-        """The key's endpoint if it is up and has room, else the least loaded one that is up (a
-        down one whose cool-down has ended is probed first); None when none is left to try."""
+        """The key's endpoint if it is up and has room (or none has), else the least loaded one that
+        is up (a down one whose cool-down has ended is probed first); None when none is left to try."""
         now = time.monotonic()
         candidates = [e for e in self._endpoints if e.url not in tried and e.down_until <= now]
         if not candidates:
@@ -151,11 +181,12 @@ class PoolBackend:
         up = [e for e in candidates if e.failures == 0 or await self._probe(e)]
         if not up:
             return None
+        least = min(up, key=lambda e: (e.full, e.load, e.requests))
         sticky = self._sticky.get(key)
-        if sticky is not None and sticky in up and not sticky.full:
+        if sticky is not None and sticky in up and (not sticky.full or least.full):
             self._sticky.move_to_end(key)
             return sticky
-        chosen = min(up, key=lambda e: (e.full, e.outstanding, e.requests))
+        chosen = least
         self._sticky[key] = chosen
         self._sticky.move_to_end(key)
         while len(self._sticky) > _MAX_KEYS:
@@ -166,7 +197,7 @@ class PoolBackend:
         """GET /models on an endpoint that failed before; it is back in if it answers. (Requests
         routed at the same moment may each probe it: a few GETs, no lock to tie to one loop.)"""
         try:
-            await endpoint.backend.probe()
+            await endpoint.backend.probe(timeout_s=self.probe_timeout_s)
         except Exception as exc:  # noqa: BLE001 - any failure keeps it down
             self._mark_down(endpoint, exc)
             return False
@@ -174,12 +205,63 @@ class PoolBackend:
         endpoint.failures = 0
         return True
 
+    def _start_probe(self) -> None:
+        """Start this loop's background probe unless it runs already. Its context is empty, so the
+        probe's GETs carry no caller's span or run."""
+        if self.probe_every_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        task = self._probers.get(loop)
+        if task is not None and not task.done():
+            return
+        for old in [lp for lp in self._probers if lp.is_closed()]:
+            del self._probers[old]
+        self._probers[loop] = loop.create_task(self._probe_forever(), name="agentkit pool health probe",
+                                               context=contextvars.Context())
+
+    async def _probe_forever(self) -> None:
+        assert self.probe_every_s is not None
+        while True:
+            await asyncio.sleep(self.probe_every_s)
+            await asyncio.gather(*(self._check(e) for e in self._endpoints))
+
+    async def _check(self, endpoint: _Endpoint) -> None:
+        """One background probe: a failure marks the endpoint down (it may have died idle); an answer
+        brings a down endpoint back once its cool-down has ended (a request's 5xx is not forgiven
+        the moment /models answers: that part of a server often outlives its engine)."""
+        try:
+            await endpoint.backend.probe(timeout_s=self.probe_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure counts against the endpoint
+            self._mark_down(endpoint, exc)
+            return
+        if endpoint.failures and endpoint.down_until <= time.monotonic():
+            _log.warning("pool endpoint %s is back (background probe)", endpoint.url)
+            endpoint.failures = 0
+            endpoint.down_until = 0.0
+
     def _mark_down(self, endpoint: _Endpoint, exc: BaseException) -> None:
+        was_up = endpoint.failures == 0
         endpoint.failures += 1
         endpoint.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         endpoint.down_until = time.monotonic() + self.cooldown_s
-        _log.warning("pool endpoint %s is down (%s)", endpoint.url, endpoint.last_error)
+        # a dead server fails every probe: say so when it goes down, not every few seconds after
+        _log.log(logging.WARNING if was_up else logging.DEBUG, "pool endpoint %s is down (%s)", endpoint.url,
+                 endpoint.last_error)
 
     async def aclose(self) -> None:
+        """Stop the background probes, then close every endpoint's connections."""
+        await self._stop_probes()
         for endpoint in self._endpoints:
             await endpoint.backend.aclose()
+
+    async def _stop_probes(self) -> None:
+        current = asyncio.get_running_loop()
+        probers, self._probers = self._probers, {}
+        mine = [task for loop, task in probers.items() if loop is current]
+        for loop, task in probers.items():
+            if loop is not current and not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)  # another thread's loop: it ends there
+        for task in mine:
+            task.cancel()
+        if mine:
+            await asyncio.wait(mine)  # not gather: our caller's own cancellation must not be swallowed
