@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentkit import stats
-from agentkit.errors import BackendUnavailable, ConfigError, NoValidSample, SchemaViolation, TransientBackendError
+from agentkit.errors import (
+    BackendUnavailable,
+    ConfigError,
+    GenerationTimeout,
+    NoValidSample,
+    SchemaViolation,
+    TransientBackendError,
+)
 from agentkit.eval.datasets import Example
 from agentkit.eval.metrics import ExampleResult, ModelUsage, Usage
 from agentkit.eval.scoring import grade
@@ -94,7 +101,7 @@ async def attempt(pattern: Pattern, graph: Any, example: Example, *, answer_kind
                 extra = pattern.extras(output)
         except BackendUnavailable as exc:
             return Lost(example.id, describe(exc), dead=True)
-        except (TransientBackendError, ConnectionError) as exc:
+        except (TransientBackendError, GenerationTimeout, ConnectionError) as exc:  # says nothing of the answer
             return Lost(example.id, describe(exc), dead=False)
         except ConfigError:
             raise

@@ -13,7 +13,7 @@ Every selected example ends in one of three ways:
 - **finished**: one line in DIR/results.jsonl -- right, wrong, or a per-example error
   (SchemaViolation, InputError, a verifier failing, ...), which counts as wrong. --resume skips it.
 - **lost**: the backend failed it (TransientBackendError left after the agent's retries, a
-  ConnectionError, BackendUnavailable). Nothing is written, so --resume runs it again: a dead
+  ConnectionError, a GenerationTimeout, BackendUnavailable). Nothing is written, so --resume runs it again: a dead
   server must not turn into a column of "errors". BackendUnavailable, or ``max_consecutive_failures``
   lost examples in a row, stops the run; running examples may still finish and are kept.
 - **fatal**: a ConfigError (an unknown knob, a cassette miss, a pattern that cannot read this

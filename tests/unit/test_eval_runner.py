@@ -16,7 +16,7 @@ import pytest
 
 from agentkit.backends.base import Generation, GenerationRequest
 from agentkit.backends.replay import ReplayBackend
-from agentkit.errors import BackendUnavailable, CassetteMiss, ConfigError, TransientBackendError
+from agentkit.errors import BackendUnavailable, CassetteMiss, ConfigError, GenerationTimeout, TransientBackendError
 from agentkit.eval import load_dataset
 from agentkit.eval.metrics import read_results
 from agentkit.eval.runner import EvalDataset, evaluate, select_dataset
@@ -52,15 +52,17 @@ class DiesAfter:
 
 
 class FailsOn:
-    """Fails every request whose question contains ``needle`` with a transient error; the rest pass."""
+    """Fails every request whose question contains ``needle`` with ``error`` (transient by default);
+    the rest pass."""
 
-    def __init__(self, inner, needle: str) -> None:
+    def __init__(self, inner, needle: str, error: Exception | None = None) -> None:
         self.inner, self.needle = inner, needle
+        self.error = error or TransientBackendError("simulated: connection reset")
         self.provider, self.model = inner.provider, inner.model
 
     async def generate(self, request: GenerationRequest) -> Generation:
         if self.needle in request.messages[-1].content:
-            raise TransientBackendError("simulated: connection reset")
+            raise self.error
         return await self.inner.generate(request)
 
 
@@ -224,9 +226,12 @@ def test_consecutive_transient_failures_stop_the_run(replay, tmp_path: Path) -> 
     assert backend.refused % 3 == 0 and backend.refused <= 6 * 3
 
 
-def test_isolated_transient_failure_is_lost_not_recorded(replay, tmp_path: Path, gsm8k) -> None:
+@pytest.mark.parametrize("error", [None, GenerationTimeout("simulated: no answer within timeout_s")],
+                         ids=["transient", "generation-timeout"])
+def test_isolated_transient_failure_is_lost_not_recorded(replay, tmp_path: Path, gsm8k, error) -> None:
+    """A timeout says nothing of the answer either: not a wrong result but an example to run again."""
     victim = gsm8k.examples[1]
-    backend = FailsOn(replay(CASSETTE), victim.fields["question"][:40])
+    backend = FailsOn(replay(CASSETTE), victim.fields["question"][:40], error)
     outcome = evaluate("direct", gsm8k, backend, tmp_path / "one")
     assert outcome.stopped is None and outcome.lost == [victim.id]
     assert victim.id not in _ids(tmp_path / "one") and len(_ids(tmp_path / "one")) == 7
