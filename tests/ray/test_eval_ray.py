@@ -160,6 +160,12 @@ def _eval_workers() -> set[int]:
     return pids
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A test session started in the background by a non-interactive shell (`make test &`) inherits
+    SIGINT ignored, and so would the CLI; a user's Ctrl-C reaches a CLI whose SIGINT is not ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_actors_and_keeps_finished_results(ray_address: str, tmp_path: Path) -> None:
     """On the session's cluster (joined, so left running): the run's own actors must go."""
     out = tmp_path / "run"
@@ -168,7 +174,7 @@ def test_ctrl_c_stops_the_actors_and_keeps_finished_results(ray_address: str, tm
             [sys.executable, "-m", "agentkit", "eval", "direct", "--dataset", "gsm8k", "--limit", "40", "--backend",
              "vllm", "--base-url", fake.url, "--ray-address", ray_address, "--ray-actors", "2", "--out", str(out),
              "--no-progress"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=_ctrl_c_as_in_a_terminal)
         deadline = time.monotonic() + 120
         while len(_rows(out)) < 3 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
