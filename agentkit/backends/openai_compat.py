@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from agentkit.backends._chat_client import ChatClient, RetryPolicy
@@ -26,13 +27,18 @@ DEFAULT_URL = "https://api.openai.com/v1"
 LOCAL_URL = "http://127.0.0.1:8000/v1"
 
 
-def served_model(client: ChatClient) -> str:
-    """The first model the server lists: a vLLM server serves exactly one (plus LoRA adapters)."""
+def _models_errors(base_url: str, model: str) -> Callable[[int, str], AgentkitError]:
+    """How a failed GET /models reads (model discovery and health probes ask the same URL)."""
 
     def errors(status: int, body: str) -> AgentkitError:
-        return error_for_status(status, body, url=f"{client.base_url}/models", model="?", constraint=None)
+        return error_for_status(status, body, url=f"{base_url}/models", model=model, constraint=None)
 
-    listing = client.get_json_sync("/models", errors)
+    return errors
+
+
+def served_model(client: ChatClient) -> str:
+    """The first model the server lists: a vLLM server serves exactly one (plus LoRA adapters)."""
+    listing = client.get_json_sync("/models", _models_errors(client.base_url, "?"))
     try:
         return str(listing["data"][0]["id"])
     except (KeyError, IndexError, TypeError):
@@ -127,11 +133,7 @@ class OpenAICompatibleBackend:
     async def probe(self, timeout_s: float | None = None) -> None:
         """GET /models once, no retries: raises if the server does not answer (health checks).
         ``timeout_s`` bounds it (default: the client's own timeouts)."""
-
-        def errors(status: int, body: str) -> AgentkitError:
-            return error_for_status(status, body, url=f"{self.base_url}/models", model=self.model, constraint=None)
-
-        await self._client.get_once("/models", errors, timeout_s=timeout_s)
+        await self._client.get_once("/models", _models_errors(self.base_url, self.model), timeout_s=timeout_s)
 
     async def aclose(self) -> None:
         await self._client.aclose()
