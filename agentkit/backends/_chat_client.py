@@ -106,6 +106,14 @@ class ChatClient:
         self._slots: dict[asyncio.AbstractEventLoop, Capacity] = {}
         self.in_flight = 0  #: sequences sent and not yet answered (all loops)
 
+    def set_max_in_flight(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
+            raise ConfigError(f"max_in_flight must be >= 1 (or None for no limit), got {limit}")
+        if any(slots.used or slots.queued for slots in self._slots.values()):
+            raise ConfigError("max_in_flight cannot change while requests are in flight; set it before the first")
+        self.max_in_flight = limit
+        self._slots.clear()
+
     def _connections(self) -> HTTPShards:
         loop = asyncio.get_running_loop()
         for old in [lp for lp in self._clients if lp.is_closed()]:  # pools of finished loops are dead

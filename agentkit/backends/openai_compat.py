@@ -130,6 +130,12 @@ class OpenAICompatibleBackend:
     def max_in_flight(self) -> int | None:
         return self._client.max_in_flight
 
+    @max_in_flight.setter
+    def max_in_flight(self, limit: int | None) -> None:
+        """Set before the first request: several clients of one server (Ray actors) each take a share
+        of its sequence slots, or the server's queue, and its timeouts, come back."""
+        self._client.set_max_in_flight(limit)
+
     async def probe(self, timeout_s: float | None = None) -> None:
         """GET /models once, no retries: raises if the server does not answer (health checks).
         ``timeout_s`` bounds it (default: the client's own timeouts)."""

@@ -134,6 +134,10 @@ class PoolBackend:
         return [e.url for e in self._endpoints]
 
     @property
+    def endpoints(self) -> list[OpenAICompatibleBackend]:
+        return [e.backend for e in self._endpoints]
+
+    @property
     def requests_by_endpoint(self) -> dict[str, int]:
         return {e.url: e.requests for e in self._endpoints}
 

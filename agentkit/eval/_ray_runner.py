@@ -100,6 +100,7 @@ class RayWorkers:
             cpus_per_actor = float(int(share)) if share >= 1 else round(share, 4)
             if recipe.backend.runs_llamacpp and recipe.n_threads is None:
                 recipe = replace(recipe, n_threads=max(1, int(cpus) // count))
+            recipe = replace(recipe, actors=count)
             slots = max(1, -(-concurrency // count))  # ceil: the run's concurrency spread over the actors
             try:
                 workers = cls(ray, owns, recipe, count, slots, options, cpus_per_actor)
@@ -127,7 +128,8 @@ class RayWorkers:
     def describe(self) -> dict[str, Any]:
         """What run.json records about where the run ran (information only, not identity)."""
         return {"address": self._options.address or "local", "actors": self.count,
-                "cpus_per_actor": self._cpus, "n_threads": self.identity.get("n_threads")}
+                "cpus_per_actor": self._cpus, "n_threads": self.identity.get("n_threads"),
+                "max_in_flight": self.identity.get("max_in_flight") or None}
 
     def _spawn(self) -> _Actor:
         actor = _Actor(self._remote.remote(self._recipe), self._spawned)

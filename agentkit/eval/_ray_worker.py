@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkit.backends.base import Backend
 from agentkit.errors import ConfigError
 from agentkit.eval._attempt import Lost, WarnOnce, attempt
 from agentkit.eval._ray_spec import BackendSpec
@@ -30,6 +31,21 @@ class WorkerRecipe:
     answer_kind: str = "text"
     labels: list[str] | None = None
     n_threads: int | None = None  #: llama.cpp threads of this actor (the CPUs' share)
+    actors: int = 1  #: actors sharing each endpoint: each takes 1/actors of its in-flight limit
+
+
+def share_in_flight(backend: Backend, actors: int) -> None:
+    """Give this actor its share of each endpoint's in-flight limit: the limit is the server's
+    capacity, and every actor's client would otherwise fill all of it (N actors, N x the server's
+    sequences, and the queue and its timeouts move back to the server)."""
+    if actors <= 1:
+        return
+    from agentkit.backends.openai_compat import OpenAICompatibleBackend
+
+    endpoints = getattr(backend, "endpoints", [backend])
+    for endpoint in endpoints:
+        if isinstance(endpoint, OpenAICompatibleBackend) and endpoint.max_in_flight is not None:
+            endpoint.max_in_flight = max(1, endpoint.max_in_flight // actors)
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,7 @@ class EvalWorker:
         try:
             self._pattern = recipe.pattern if isinstance(recipe.pattern, Pattern) else get_pattern(recipe.pattern)
             self._backend = recipe.backend.build(n_threads=recipe.n_threads)
+            share_in_flight(self._backend, recipe.actors)
             self._graph = self._pattern.build(self._backend, **recipe.knobs).compile()
         except Exception as exc:  # noqa: BLE001 - handed to the driver as it is
             self._broken = exc
@@ -62,7 +79,9 @@ class EvalWorker:
         backend = self._backend
         return {"provider": str(getattr(backend, "provider", type(backend).__name__)),
                 "model": str(getattr(backend, "model", "")), "pid": os.getpid(),
-                "n_threads": self._recipe.n_threads if self._recipe.backend.runs_llamacpp else None}
+                "n_threads": self._recipe.n_threads if self._recipe.backend.runs_llamacpp else None,
+                "max_in_flight": {e.base_url: e.max_in_flight for e in getattr(backend, "endpoints", [backend])
+                                  if hasattr(e, "base_url")}}
 
     async def run(self, example: Example) -> ExampleResult | Lost | Fatal:
         if self._broken is not None:

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 from agentkit.backends.base import Generation, GenerationRequest
+from agentkit.backends.openai_compat import OpenAICompatibleBackend
+from agentkit.backends.pool import PoolBackend
 from agentkit.backends.replay import ReplayBackend
 
 
@@ -24,3 +26,8 @@ class SlowReplay:
     async def generate(self, request: GenerationRequest) -> Generation:
         await asyncio.sleep(self.delay_s)
         return await self.inner.generate(request)
+
+
+def pool_of(urls: list[str], max_in_flight: int) -> PoolBackend:
+    """A pool of OpenAI-compatible endpoints, each with the given in-flight limit (the server's capacity)."""
+    return PoolBackend([OpenAICompatibleBackend(url, model="fake-model", max_in_flight=max_in_flight) for url in urls])

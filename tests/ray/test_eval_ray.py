@@ -22,7 +22,7 @@ import pytest
 from agentkit.backends.replay import ReplayBackend
 from agentkit.eval.runner import BackendSpec, EvalOutcome, RayOptions, evaluate, select_dataset
 from tests.conftest import CASSETTES
-from tests.ray._backends import SlowReplay
+from tests.ray._backends import SlowReplay, pool_of
 from tests.unit._eval_pool_fakes import SchemaFake
 from tests.unit.fake_openai_server import Reply
 from tests.unit.test_eval_runner import CASSETTE, MCCOT
@@ -65,7 +65,8 @@ def test_an_eval_on_ray_equals_the_same_eval_without(ray_cluster: Any, tmp_path:
     assert _by_id(tmp_path / "ray") == _by_id(tmp_path / "local")
     assert _summary(tmp_path / "ray") == _summary(tmp_path / "local")
     manifests = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("local", "ray")]
-    assert manifests[1].pop("ray") == {"address": "local", "actors": 2, "cpus_per_actor": 1.0, "n_threads": None}
+    assert manifests[1].pop("ray") == {"address": "local", "actors": 2, "cpus_per_actor": 1.0, "n_threads": None,
+                                          "max_in_flight": None}
     assert [{k: v for k, v in m.items() if k not in ("started_at", "ray")} for m in manifests] == [
         {k: v for k, v in manifests[0].items() if k not in ("started_at", "ray")}] * 2
 
@@ -208,3 +209,17 @@ def test_an_actor_that_cannot_build_its_backend_raises_the_original_error(ray_cl
         evaluate("direct", select_dataset("gsm8k", limit=2), BackendSpec(factory=_broken_backend), tmp_path / "o",
                  ray=RayOptions(actors=1))
     assert not (tmp_path / "o" / "results.jsonl").exists()
+
+
+def test_actors_share_each_endpoints_in_flight_limit(ray_cluster: Any, tmp_path: Path) -> None:
+    """The limit is the server's capacity: 2 actors with a limit of 2 per endpoint each send 1, so no
+    server ever sees more than 2 at once (each actor's full limit would put 4 there)."""
+    with SchemaFake(default=Reply(delay_s=0.25)) as a, SchemaFake(default=Reply(delay_s=0.25)) as b:
+        spec = BackendSpec(factory=functools.partial(pool_of, [a.url, b.url], 2))
+        outcome = evaluate("direct", select_dataset("gsm8k", limit=12), spec, tmp_path / "out", concurrency=8,
+                           ray=ON_RAY)
+        peaks = [a.max_in_flight, b.max_in_flight]
+    assert outcome.complete and outcome.finished == 12
+    assert max(peaks) <= 2 and min(peaks) >= 1, peaks
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert manifest["ray"]["max_in_flight"] == {a.url: 1, b.url: 1}
