@@ -9,6 +9,7 @@ and keep every recording it has.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,17 @@ def _suite(item: pytest.Item) -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: _LAST.get(_suite(item), 0))  # stable: each suite keeps its order
+
+
+def _interrupted_by_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI timeout, `kill`) ends the session as Ctrl-C does: the session's fixtures are torn
+    down, so the vLLM and Phoenix servers they started stop too instead of outliving the run."""
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted_by_sigterm)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

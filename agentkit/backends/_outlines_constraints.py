@@ -14,7 +14,6 @@ from typing import Any
 from agentkit.backends.base import OutputConstraint
 from agentkit.errors import UnsupportedConstraint
 
-
 #: llguidance compiles in well under a second and needs no JIT; outlines_core needs numba, whose
 #: first JIT compile costs ~20 s per process.
 DEFAULT_ENGINE = "llguidance"

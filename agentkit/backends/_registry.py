@@ -57,13 +57,14 @@ def backend_kinds() -> dict[str, str]:
 
 
 def make_backend(kind: str = "llamacpp", *, model: str | None = None,
-                 base_url: str | Sequence[str] | None = None) -> Backend:
+                 base_url: str | Sequence[str] | None = None, max_in_flight: int | None = None) -> Backend:
     """Build a backend by kind, as the CLI's --backend/--model/--base-url options describe it.
 
     ``vllm`` talks to a vLLM server (default http://127.0.0.1:8000/v1, as ``agentkit serve vllm``
     starts it); ``openai`` to any OpenAI-compatible endpoint (--base-url required, key from
     OPENAI_API_KEY). For both, --model is the served model name, asked from the server if omitted,
-    and several URLs make a ``PoolBackend`` over replicas of one model.
+    and several URLs make a ``PoolBackend`` over replicas of one model. ``max_in_flight`` is each
+    server's limit of sequences at once (its ``--max-num-seqs``); beyond it requests queue in the client.
     """
     entry = _KINDS.get(kind)
     if entry is None:
@@ -73,12 +74,25 @@ def make_backend(kind: str = "llamacpp", *, model: str | None = None,
         backend = _pool(kind, entry, model=model, urls=urls)
     else:
         backend = entry.factory(model=model, base_url=urls[0] if urls else None)
+    if max_in_flight is not None:
+        _limit_in_flight(kind, backend, max_in_flight)
     if not isinstance(backend, Backend):
         raise ConfigError(
             f"the factory of backend {kind!r} returned a {type(backend).__name__!r} value, which is not a Backend "
             "(it needs provider, model and an async generate(request))"
         )
     return backend
+
+
+def _limit_in_flight(kind: str, backend: object, limit: int) -> None:
+    from agentkit.backends.openai_compat import OpenAICompatibleBackend
+
+    endpoints = getattr(backend, "endpoints", [backend])
+    if not all(isinstance(e, OpenAICompatibleBackend) for e in endpoints):
+        raise ConfigError(f"--max-in-flight limits what a server backend sends to its server; backend {kind!r} "
+                          "is not one (use --backend vllm or openai, or drop --max-in-flight)")
+    for endpoint in endpoints:
+        endpoint.max_in_flight = limit
 
 
 def _pool(kind: str, entry: _Kind, *, model: str | None, urls: list[str]) -> Backend:

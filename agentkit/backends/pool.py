@@ -91,14 +91,15 @@ class _Endpoint:
 class PoolBackend:
     """``endpoints``: backends of one model, one per server (the pool sets their own ``retry`` to
     NO_RETRY: a failed request moves to another server instead of waiting on the same one).
-    ``affinity``: "run", "prompt" or a function of the request. ``cooldown_s``: how long a failed
-    endpoint rests before it is probed. ``retry.attempts``: passes over the whole pool before
+    ``affinity``: "run", "prompt", a function of the request, or None (no affinity: each request
+    goes to the least loaded endpoint, which spreads a run's calls round-robin and loses its
+    prefixes). ``cooldown_s``: how long a failed endpoint rests before it is probed. ``retry.attempts``: passes over the whole pool before
     giving up, with its backoff between passes. ``probe_every_s``: seconds between background health
     probes of every endpoint (None: none, a down endpoint is then probed only when a request needs
     it); ``probe_timeout_s``: how long a probe waits for GET /models before the endpoint counts as down."""
 
     def __init__(self, endpoints: Sequence[OpenAICompatibleBackend], *,
-                 affinity: Literal["run", "prompt"] | AffinityKey = "run", cooldown_s: float = 5.0,
+                 affinity: Literal["run", "prompt"] | AffinityKey | None = "run", cooldown_s: float = 5.0,
                  retry: RetryPolicy | None = None, probe_every_s: float | None = 5.0,
                  probe_timeout_s: float = 5.0) -> None:
         if probe_every_s is not None and probe_every_s <= 0:
@@ -118,6 +119,9 @@ class PoolBackend:
         for endpoint in endpoints:
             endpoint.retry = NO_RETRY
         self._endpoints = [_Endpoint(e) for e in endpoints]
+        if isinstance(affinity, str) and affinity not in _KEYS:
+            raise ConfigError(f"unknown affinity {affinity!r}; use one of {', '.join(_KEYS)}, a function of the "
+                              "request, or None")
         self._key = _KEYS[affinity] if isinstance(affinity, str) else affinity
         self._sticky: OrderedDict[str, _Endpoint] = OrderedDict()
         self.cooldown_s = cooldown_s
@@ -148,7 +152,7 @@ class PoolBackend:
 
     async def generate(self, request: GenerationRequest) -> Generation:
         self._start_probe()
-        key = self._key(request)
+        key = self._key(request) if self._key is not None else None
         failures: list[str] = []
         for round_ in range(self.retry.attempts):
             tried: set[str] = set()
@@ -175,7 +179,7 @@ class PoolBackend:
         raise BackendUnavailable(f"every endpoint of the pool failed ({self.retry.attempts} rounds): {last}; "
                                  "are the servers running?")
 
-    async def _choose(self, key: str, tried: set[str]) -> _Endpoint | None:
+    async def _choose(self, key: str | None, tried: set[str]) -> _Endpoint | None:
         """The key's endpoint if it is up and has room (or none has), else the least loaded one that
         is up (a down one whose cool-down has ended is probed first); None when none is left to try."""
         now = time.monotonic()
@@ -186,6 +190,8 @@ class PoolBackend:
         if not up:
             return None
         least = min(up, key=lambda e: (e.full, e.load, e.requests))
+        if key is None:
+            return least
         sticky = self._sticky.get(key)
         if sticky is not None and sticky in up and (not sticky.full or least.full):
             self._sticky.move_to_end(key)

@@ -55,6 +55,11 @@ BaseUrlOpt = Annotated[list[str] | None, typer.Option(
     "--base-url", help="server URL for the server backends; repeat it to pool replicas of one model")]
 
 
+MaxInFlightOpt = Annotated[int | None, typer.Option(
+    "--max-in-flight", min=1, help="server backends: sequences at each server at once (match its --max-num-seqs; "
+    "vllm default 128); the rest queue in the client")]
+
+
 def base_urls(values: list[str] | None) -> str | list[str] | None:
     """--base-url as make_backend takes it: one URL, several (a pool), or none."""
     if not values:

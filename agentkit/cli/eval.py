@@ -20,6 +20,7 @@ from agentkit.cli._common import (
     BackendOpt,
     BaseUrlOpt,
     KnobsOpt,
+    MaxInFlightOpt,
     ModelOpt,
     SamplesOpt,
     SeedOpt,
@@ -95,6 +96,7 @@ def eval_command(
                                                   "comparisons to this JSON file")] = None,
     backend: BackendOpt = "llamacpp",
     base_url: BaseUrlOpt = None,
+    max_in_flight: MaxInFlightOpt = None,
     model: ModelOpt = None,
     samples: SamplesOpt = None,
     seed: SeedOpt = None,
@@ -135,6 +137,7 @@ def eval_command(
             _evaluate(
                 targets or [], dataset=dataset, limit=limit, concurrency=concurrency, out=out, resume=resume,
                 retry_errors=retry_errors, baselines=baselines, backend=backend, base_url=base_urls(base_url), model=model,
+                max_in_flight=max_in_flight,
                 samples=samples, seed=seed, options=option or [], answer_kind=answer_kind, fields=field or [],
                 prices=prices, max_failures=max_failures, trace_file=trace_file, progress=progress,
                 calibrate_on=calibrate_on, target_accuracy=target_accuracy,
@@ -177,6 +180,7 @@ def _compare(dirs: list[str], json_out: Path | None = None) -> None:
 
 def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, concurrency: int, out: Path | None,
               resume: bool, retry_errors: bool, baselines: bool, backend: str, base_url: str | list[str] | None,
+              max_in_flight: int | None,
               model: str | None, samples: int | None, seed: int | None, options: list[str],
               answer_kind: str | None, fields: list[str], prices: Path | None, max_failures: int,
               trace_file: str | None, progress: bool, calibrate_on: str | None = None,
@@ -241,9 +245,9 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
 
             ray_module, owned = connect(ray)
             cluster = ray_module if owned else None  # stopped at the end if this command started it
-            engine: Any = BackendSpec(kind=backend, model=model, base_url=base_url)
+            engine: Any = BackendSpec(kind=backend, model=model, base_url=base_url, max_in_flight=max_in_flight)
         else:
-            engine = make_backend(backend, model=model, base_url=base_url)
+            engine = make_backend(backend, model=model, base_url=base_url, max_in_flight=max_in_flight)
         for run in runs:
             if run is main and dev is not None and waiting:
                 knobs.update(_eval_calibrate.calibrated_knobs(  # the tiers exactly as the run will build them

@@ -13,6 +13,7 @@ from agentkit.cli._common import (
     BackendOpt,
     BaseUrlOpt,
     KnobsOpt,
+    MaxInFlightOpt,
     ModelOpt,
     SamplesOpt,
     SeedOpt,
@@ -35,6 +36,7 @@ def run(
     input_json: Annotated[str | None, typer.Option("--input", help="the pattern's input as a JSON object")] = None,
     backend: BackendOpt = "llamacpp",
     base_url: BaseUrlOpt = None,
+    max_in_flight: MaxInFlightOpt = None,
     model: ModelOpt = None,
     samples: SamplesOpt = None,
     seed: SeedOpt = None,
@@ -76,7 +78,7 @@ def run(
         thread = thread if thread is not None or store is None else f"run-{uuid.uuid4().hex[:12]}"
         provider = tracing.configure(trace_file=trace_file)
         try:
-            engine = make_backend(backend, model=model, base_url=base_urls(base_url))
+            engine = make_backend(backend, model=model, base_url=base_urls(base_url), max_in_flight=max_in_flight)
             compiled = spec.build(engine, **knobs).compile(checkpointer=store)
             durable = {} if store is None else {"thread_id": thread, "settings": RunSettings(
                 pattern=pattern, knobs=jsonable(knobs), backend=backend, model=model, base_url=base_urls(base_url))}

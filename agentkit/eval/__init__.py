@@ -4,6 +4,7 @@
 ``agentkit eval`` runs); the runner lives in ``agentkit.eval.runner``.
 """
 
+from agentkit.eval._ray_spec import BackendSpec, RayOptions
 from agentkit.eval.comparison import (
     Comparison,
     compare_against_first,
@@ -61,6 +62,7 @@ from agentkit.eval.scoring import grade
 __all__ = [
     "COST_UNIT",
     "DATASET_NAMES",
+    "BackendSpec",
     "Comparison",
     "DatasetError",
     "DatasetSpec",
@@ -71,6 +73,7 @@ __all__ = [
     "ExampleResult",
     "ModelUsage",
     "Prices",
+    "RayOptions",
     "ReportFiles",
     "ResultsError",
     "RunManifest",

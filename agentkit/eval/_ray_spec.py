@@ -36,6 +36,8 @@ class BackendSpec(BaseModel):
     model: str | None = None
     base_url: str | list[str] | None = None
     n_threads: int | None = Field(None, ge=1)
+    #: each server's in-flight limit for the whole run (Ray actors each take their share of it)
+    max_in_flight: int | None = Field(None, ge=1)
     factory: Callable[[], Any] | None = None
 
     @property
@@ -57,7 +59,8 @@ class BackendSpec(BaseModel):
         else:
             from agentkit.backends import make_backend
 
-            backend = make_backend(self.kind, model=self.model, base_url=self.base_url)
+            backend = make_backend(self.kind, model=self.model, base_url=self.base_url,
+                                   max_in_flight=self.max_in_flight)
         if not isinstance(backend, Backend):
             raise ConfigError(f"BackendSpec.factory returned a {type(backend).__name__!r}, which is not a Backend")
         return backend

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agentkit.backends.openai_compat import OpenAICompatibleBackend
@@ -38,3 +40,30 @@ def test_a_backend_without_an_http_limit_is_left_alone() -> None:
 def test_a_limit_below_one_is_refused_naming_the_knob() -> None:
     with pytest.raises(ConfigError, match="max_in_flight must be >= 1"):
         _endpoint("http://127.0.0.1:9/v1", 4).max_in_flight = 0
+
+
+def test_make_backend_sets_every_servers_limit_and_refuses_it_for_llamacpp() -> None:
+    from agentkit.backends import make_backend
+
+    pool = make_backend("vllm", model="m", base_url=["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"],
+                        max_in_flight=3)
+    assert [e.max_in_flight for e in pool.endpoints] == [3, 3]  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="--max-in-flight .* backend 'llamacpp' is not one"):
+        make_backend("llamacpp", max_in_flight=3)
+
+
+def test_cli_max_in_flight_caps_what_the_server_sees(tmp_path: Path) -> None:
+    """--concurrency 4 with --max-in-flight 1: the fake server never serves two at once."""
+    from typer.testing import CliRunner
+
+    from agentkit.cli import app
+    from tests.unit._eval_pool_fakes import SchemaFake
+    from tests.unit.fake_openai_server import Reply
+
+    with SchemaFake(default=Reply(delay_s=0.1)) as fake:
+        result = CliRunner().invoke(app, ["eval", "direct", "--dataset", "gsm8k", "--limit", "6", "--backend", "vllm",
+                                          "--base-url", fake.url, "--max-in-flight", "1", "--concurrency", "4",
+                                          "--out", str(tmp_path / "run"), "--no-progress"])
+        peak = fake.max_in_flight
+    assert result.exit_code == 0, result.output
+    assert len(fake.posts()) == 6 and peak == 1

@@ -49,6 +49,26 @@ def test_every_call_of_a_run_lands_on_one_endpoint_and_runs_spread() -> None:
     assert len(a.posts()) + len(b.posts()) == 24
 
 
+def test_without_affinity_a_runs_sequential_calls_alternate_between_endpoints() -> None:
+    """affinity=None is the round-robin baseline the affinity bench compares against."""
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        backend = pool(a.url, b.url, affinity=None)
+
+        async def one_run() -> dict[str, int]:
+            with stats.collect() as run:
+                for step in range(4):
+                    await backend.generate(ask(f"step {step}"))
+            return run.by_server
+
+        servers = asyncio.run(one_run())
+    assert sorted(servers.values()) == [2, 2], servers
+
+
+def test_an_unknown_affinity_name_is_refused_listing_the_choices() -> None:
+    with pytest.raises(ConfigError, match="unknown affinity 'sticky'; use one of run, prompt"):
+        pool("http://127.0.0.1:9/v1", affinity="sticky")
+
+
 def test_prompt_affinity_keys_on_the_leading_messages() -> None:
     assert prompt_key(ask("one")) != prompt_key(ask("two"))
     same_head = GenerationRequest(messages=(*ask("one").messages, Message(role="assistant", content="x")))
