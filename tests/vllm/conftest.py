@@ -75,7 +75,8 @@ class Server:
         self.stack = stack
         self.proc = started or _vllm_env.VLLMServer(stack.model_dir, log_path=log_path, python=stack.python,
                                                     served_model_name=_vllm_env.SMOLLM2_SERVED_NAME,
-                                                    max_model_len=_prewarm.SERVER_MAX_MODEL_LEN)  # fmt: skip
+                                                    max_model_len=_prewarm.SERVER_MAX_MODEL_LEN,
+                                                    eager=_prewarm.SERVER_EAGER)  # fmt: skip
         self.startups: list[float] = []
         self._ready = False
 
