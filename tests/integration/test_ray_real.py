@@ -41,5 +41,5 @@ def test_eval_direct_on_ray_with_two_llamacpp_actors(tmp_path: Path) -> None:
     assert manifest["provider"] == "llama.cpp" and manifest["model"] == "SmolLM2-135M-Instruct.Q4_1"
     cpus = os.cpu_count() or 1
     assert manifest["ray"] == {"address": "local", "actors": ACTORS, "cpus_per_actor": max(1, cpus // ACTORS),
-                               "n_threads": max(1, cpus // ACTORS)}
+                               "n_threads": max(1, cpus // ACTORS), "max_in_flight": None}
     assert json.loads((out / "summary.json").read_text())["n"] == LIMIT
