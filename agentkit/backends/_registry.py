@@ -85,10 +85,10 @@ def make_backend(kind: str = "llamacpp", *, model: str | None = None,
 
 
 def _limit_in_flight(kind: str, backend: object, limit: int) -> None:
-    from agentkit.backends.openai_compat import OpenAICompatibleBackend
+    from agentkit.backends.pool import server_endpoints
 
-    endpoints = getattr(backend, "endpoints", [backend])
-    if not all(isinstance(e, OpenAICompatibleBackend) for e in endpoints):
+    endpoints = server_endpoints(backend)
+    if not endpoints:
         raise ConfigError(f"--max-in-flight limits what a server backend sends to its server; backend {kind!r} "
                           "is not one (use --backend vllm or openai, or drop --max-in-flight)")
     for endpoint in endpoints:

@@ -48,6 +48,13 @@ NO_RETRY = RetryPolicy(attempts=1)
 _MAX_KEYS = 65536
 
 
+def server_endpoints(backend: object) -> list[OpenAICompatibleBackend]:
+    """The HTTP endpoints behind a backend: a pool's, a server backend itself, or none (llama.cpp)."""
+    if isinstance(backend, PoolBackend):
+        return backend.endpoints
+    return [backend] if isinstance(backend, OpenAICompatibleBackend) else []
+
+
 def run_key(request: GenerationRequest) -> str:
     """The graph run the request belongs to; outside any run, its leading messages."""
     run = stats.current()
@@ -93,8 +100,8 @@ class PoolBackend:
     NO_RETRY: a failed request moves to another server instead of waiting on the same one).
     ``affinity``: "run", "prompt", a function of the request, or None (no affinity: each request
     goes to the least loaded endpoint, which spreads a run's calls round-robin and loses its
-    prefixes). ``cooldown_s``: how long a failed endpoint rests before it is probed. ``retry.attempts``: passes over the whole pool before
-    giving up, with its backoff between passes. ``probe_every_s``: seconds between background health
+    prefixes). ``cooldown_s``: how long a failed endpoint rests before it is probed.
+    ``retry.attempts``: passes over the whole pool before giving up, with its backoff between passes. ``probe_every_s``: seconds between background health
     probes of every endpoint (None: none, a down endpoint is then probed only when a request needs
     it); ``probe_timeout_s``: how long a probe waits for GET /models before the endpoint counts as down."""
 

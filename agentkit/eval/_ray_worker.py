@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkit.backends.base import Backend
+from agentkit.backends.pool import server_endpoints
 from agentkit.errors import ConfigError
 from agentkit.eval._attempt import Lost, WarnOnce, attempt
 from agentkit.eval._ray_spec import BackendSpec
@@ -40,11 +41,8 @@ def share_in_flight(backend: Backend, actors: int) -> None:
     sequences, and the queue and its timeouts move back to the server)."""
     if actors <= 1:
         return
-    from agentkit.backends.openai_compat import OpenAICompatibleBackend
-
-    endpoints = getattr(backend, "endpoints", [backend])
-    for endpoint in endpoints:
-        if isinstance(endpoint, OpenAICompatibleBackend) and endpoint.max_in_flight is not None:
+    for endpoint in server_endpoints(backend):
+        if endpoint.max_in_flight is not None:
             endpoint.max_in_flight = max(1, endpoint.max_in_flight // actors)
 
 
@@ -80,8 +78,7 @@ class EvalWorker:
         return {"provider": str(getattr(backend, "provider", type(backend).__name__)),
                 "model": str(getattr(backend, "model", "")), "pid": os.getpid(),
                 "n_threads": self._recipe.n_threads if self._recipe.backend.runs_llamacpp else None,
-                "max_in_flight": {e.base_url: e.max_in_flight for e in getattr(backend, "endpoints", [backend])
-                                  if hasattr(e, "base_url")}}
+                "max_in_flight": {e.base_url: e.max_in_flight for e in server_endpoints(backend)}}
 
     async def run(self, example: Example) -> ExampleResult | Lost | Fatal:
         if self._broken is not None:
