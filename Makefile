@@ -41,8 +41,8 @@ demo: $(DEMO_STAMP)
 	$(BIN)/agentkit run mccot --samples 5 --seed 7 \
 		--question "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there in total?"
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 tests
+test: $(STAMP)  # two pytest sessions side by side (tests/run_shards.py); plain `pytest tests` runs them in one
+	$(BIN)/python -m tests.run_shards
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agentkit.backends.replay import ReplayBackend
-from tests import _prewarm
+from tests import _prewarm, run_shards
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD = os.environ.get("AGENTKIT_RECORD") in ("1", "missing")
@@ -38,6 +38,14 @@ def _suite(item: pytest.Item) -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: _LAST.get(_suite(item), 0))  # stable: each suite keeps its order
+    shard = os.environ.get(run_shards.SHARD_ENV)
+    if shard:  # one of `make test`'s two sessions (tests/run_shards.py): only this shard's tests
+        if shard not in run_shards.SHARDS:
+            raise pytest.UsageError(f"{run_shards.SHARD_ENV}={shard!r}: use one of {', '.join(run_shards.SHARDS)}")
+        others = [item for item in items if run_shards.shard_of(Path(str(item.path))) != shard]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item for item in items if run_shards.shard_of(Path(str(item.path))) == shard]
 
 
 def _interrupted_by_sigterm(signum: int, frame: object) -> None:

@@ -33,7 +33,7 @@ async def guided() -> list[dict]:
             n=3,
             sampling=Sampling(temperature=0.7, max_tokens=200, seed=i),
         )
-        for text in texts[:2]:
+        for text in texts[:1]:
             calls.append((output_type.__name__, agent.request(Text(text=text))))
     gens = await asyncio.gather(*(backend.generate(req) for _, req in calls))
     return [

@@ -23,8 +23,8 @@ from agentkit.graphs import mccot
 from agentkit.verifiers.answer import normalize_answer
 from agentkit.verifiers.fol import fol_grammar
 from agentkit.verifiers.fol import parse as parse_fol
-from tests.vllm.conftest import SETUP_TIMEOUT_S, Server
 from tests.guided_cases import CASES, Arithmetic, Review, Text
+from tests.vllm.conftest import SETUP_TIMEOUT_S, Server
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(SETUP_TIMEOUT_S)]
 
@@ -45,7 +45,12 @@ def whitespace_outside_strings(text: str) -> bool:
     return False
 
 
-async def _guided_json(server: Server) -> list[tuple[type[BaseModel], object]]:
+#: two texts of each schema, three samples each: every schema's guided samples, batched concurrently
+TEXTS_PER_SCHEMA = 2
+
+
+async def _guided_json(server: Server) -> tuple[list[tuple[type[BaseModel], object]], object]:
+    """The guided agent runs, and beside them one raw n=4 request whose text shows the JSON's spacing."""
     backend = server.backend()
     runs = []
     for i, (output_type, instructions, texts) in enumerate(CASES):
@@ -53,34 +58,26 @@ async def _guided_json(server: Server) -> list[tuple[type[BaseModel], object]]:
             output_type.__name__.lower(), instructions=instructions, input_type=Text, output_type=output_type,
             n=3, sampling=Sampling(temperature=0.7, max_tokens=200, seed=100 + i), min_valid=3,
         )  # fmt: skip
-        runs += [(output_type, agent.arun(Text(text=t), backend=backend)) for t in texts]
-    results = await asyncio.gather(*(coro for _, coro in runs))
-    return [(t, r) for (t, _), r in zip(runs, results, strict=True)]
+        runs += [(output_type, agent.arun(Text(text=t), backend=backend)) for t in texts[:TEXTS_PER_SCHEMA]]
+    raw_agent = Agent("r", instructions=CASES[0][1], output_type=Review, n=4,
+                      sampling=Sampling(temperature=0.7, max_tokens=200, seed=1))  # fmt: skip
+    raw_request = raw_agent.request(Text(text=CASES[0][2][0]))  # type: ignore[arg-type]
+    *results, raw = await asyncio.gather(*(coro for _, coro in runs), backend.generate(raw_request))
+    return [(t, r) for (t, _), r in zip(runs, results, strict=True)], raw
 
 
-def test_36_guided_json_samples_over_three_schemas_all_valid_and_compact(vllm_server: Server) -> None:
-    results = asyncio.run(_guided_json(vllm_server))
+def test_guided_json_samples_over_three_schemas_all_valid_and_compact(vllm_server: Server) -> None:
+    results, raw = asyncio.run(_guided_json(vllm_server))
     samples = [(t, out) for t, r in results for out in r.outputs]  # type: ignore[attr-defined]
-    assert len(samples) == 36
+    assert len(samples) == len(CASES) * TEXTS_PER_SCHEMA * 3
     for output_type, out in samples:
         assert isinstance(out, output_type)
     for _, r in results:
         assert r.finish_reasons == ["stop"] * 3  # type: ignore[attr-defined]
         assert r.violations == []  # type: ignore[attr-defined]
     # compact whitespace reached the engine: re-serialising compactly changes nothing but strings
-    raw = asyncio.run(
-        vllm_server.backend().generate(
-            Agent(
-                "r",
-                instructions=CASES[0][1],
-                output_type=Review,
-                n=4,
-                sampling=Sampling(temperature=0.7, max_tokens=200, seed=1),
-            ).request(Text(text=CASES[0][2][0]))  # type: ignore[arg-type]
-        )
-    )
-    assert len(raw.choices) == 4
-    for choice in raw.choices:
+    assert len(raw.choices) == 4  # type: ignore[attr-defined]
+    for choice in raw.choices:  # type: ignore[attr-defined]
         Review.model_validate_json(choice.text)
         assert not whitespace_outside_strings(choice.text), choice.text
 
