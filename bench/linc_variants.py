@@ -1,0 +1,94 @@
+"""LINC's variants side by side on the same examples (issue 17's evaluation), resumable.
+
+Per dataset, each generation variant (paper mode, per-sentence, per-sentence + grounded grammar) runs
+on the real model through a recording backend: every generation is appended (fsync'd) to the
+variant's cassette in the run directory. Its twin with the degenerate-program checks
+(``checks=true``) then runs on that cassette alone, so the two differ in the checks and nothing
+else: the same programs, voted with and without the refusals. The baselines (direct, cot, sc at
+the paper run's K, majority-label) run through ``agentkit eval`` itself. Every directory is an
+ordinary eval run: ``agentkit eval --compare`` pairs them, and rerunning this script resumes.
+
+    python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
+        [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded] \\
+        [--baselines] [--concurrency 2] [--backend llamacpp | --backend vllm --base-url URL]
+
+Two processes with disjoint ``--variants``/``--datasets`` use a 2-core machine fully (llama.cpp
+decodes on one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from agentkit.backends import make_backend
+from agentkit.backends.replay import ReplayBackend
+from agentkit.eval.runner import evaluate, select_dataset
+
+DATASETS = ("prontoqa", "proofwriter-360", "folio-clean")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "sentence": {"translation": "sentence"},
+    "grounded": {"translation": "sentence", "grounded": True},
+}
+BASELINES = ("direct", "cot", "sc", "majority-label")
+
+
+def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace, live: Any) -> None:
+    data = select_dataset(dataset, limit=args.limit)
+    knobs = {"k": args.samples, "seed": args.seed, **VARIANTS[variant]}
+    cassette = out / dataset / f"{variant}.cassette.jsonl"
+    recording = ReplayBackend(cassette, record_from=live)
+    evaluate("linc", data, recording, out / dataset / variant, knobs=knobs, concurrency=args.concurrency,
+             resume=True)
+    evaluate("linc", data, ReplayBackend(cassette), out / dataset / f"{variant}+checks",
+             knobs={**knobs, "checks": True}, concurrency=args.concurrency, resume=True)
+
+
+def run_baselines(out: Path, dataset: str, args: argparse.Namespace) -> None:
+    for name in BASELINES:
+        command = [sys.executable, "-m", "agentkit", "eval", name, "--dataset", dataset, "--limit", str(args.limit),
+                   "--out", str(out / dataset / name), "--no-progress", "--backend", args.backend]
+        command += [f"--base-url={url}" for url in args.base_url or []]
+        if name in ("direct", "cot", "sc"):
+            command += ["--seed", str(args.seed)]
+        if name == "sc":  # the paper run's budget: K samples in one request, at LINC's temperature
+            command += ["--samples", str(args.samples), "-o", "temperature=0.8"]
+        if (out / dataset / name / "run.json").exists():
+            command.append("--resume")
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--limit", type=int, default=50)
+    ap.add_argument("--samples", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--baselines", action="store_true", help="also run the baselines (before the variants)")
+    ap.add_argument("--backend", default="llamacpp")
+    ap.add_argument("--base-url", action="append")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; use {', '.join(VARIANTS)}")
+    live = make_backend(args.backend, base_url=args.base_url) if variants else None
+    for dataset in (d for d in args.datasets.split(",") if d):
+        if args.baselines:
+            run_baselines(args.out, dataset, args)
+        for variant in variants:
+            run_variant(args.out, dataset, variant, args, live)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
