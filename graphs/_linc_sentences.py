@@ -189,7 +189,9 @@ class SentenceTranslation:
             raise ConfigError("linc's sentence_translation has no backend; pass backend= to build or compile")
         problem = LogicProblem(premises=inp.premises, conclusion=inp.conclusion)
         groups = _groups(inp.vocabularies)
-        jobs = [(j, vocabulary, members) for j in range(len(problem.sentences)) for vocabulary, members in groups]
+        # vocabulary-major: consecutive requests then differ only in the sentence, the prompt's last
+        # line, so llama.cpp's prefix cache (the last prompt started) serves the vocabulary too
+        jobs = [(j, vocabulary, members) for vocabulary, members in groups for j in range(len(problem.sentences))]
         results = await asyncio.gather(*[
             self.agent.arun(SentenceInput(vocabulary=vocabulary, sentence=problem.sentences[j]), backend=backend,
                             n=len(members), retry=retry) for j, vocabulary, members in jobs])
