@@ -11,6 +11,12 @@ ordinary eval run: ``agentkit eval --compare`` pairs them, and rerunning this sc
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
         [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded] \\
         [--baselines] [--concurrency 2] [--backend llamacpp | --backend vllm --base-url URL]
+    python bench/linc_variants.py --out runs/linc-variants --report   # the tables, from finished runs
+
+The report gives, per dataset, every run's accuracy, balanced accuracy, degenerate and
+inconsistent shares and answer distribution; then two families of paired comparisons (exact
+McNemar, Holm-corrected within each family): every variant against paper mode, and every LINC run
+against the best of the direct, cot and sc baselines on that dataset.
 
 Two processes with disjoint ``--variants``/``--datasets`` use a 2-core machine fully (llama.cpp
 decodes on one thread).
@@ -27,7 +33,10 @@ from typing import Any
 
 from agentkit.backends import make_backend
 from agentkit.backends.replay import ReplayBackend
+from agentkit.eval.comparison import compare_dirs
+from agentkit.eval.metrics import load_summary
 from agentkit.eval.runner import evaluate, select_dataset
+from agentkit.eval.statistics import Comparison, with_holm
 
 DATASETS = ("prontoqa", "proofwriter-360", "folio-clean")
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -38,29 +47,96 @@ VARIANTS: dict[str, dict[str, Any]] = {
 BASELINES = ("direct", "cot", "sc", "majority-label")
 
 
+def _home(out: Path, dataset: str) -> Path:
+    """The dataset's directory under ``out``: its name, or a data file's stem."""
+    return out / (Path(dataset).stem if dataset.endswith((".json", ".jsonl")) else dataset)
+
+
 def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace, live: Any) -> None:
     data = select_dataset(dataset, limit=args.limit)
     knobs = {"k": args.samples, "seed": args.seed, **VARIANTS[variant]}
-    cassette = out / dataset / f"{variant}.cassette.jsonl"
+    home = _home(out, dataset)
+    cassette = home / f"{variant}.cassette.jsonl"
     recording = ReplayBackend(cassette, record_from=live)
-    evaluate("linc", data, recording, out / dataset / variant, knobs=knobs, concurrency=args.concurrency,
-             resume=True)
-    evaluate("linc", data, ReplayBackend(cassette), out / dataset / f"{variant}+checks",
+    evaluate("linc", data, recording, home / variant, knobs=knobs, concurrency=args.concurrency, resume=True)
+    evaluate("linc", data, ReplayBackend(cassette), home / f"{variant}+checks",
              knobs={**knobs, "checks": True}, concurrency=args.concurrency, resume=True)
 
 
 def run_baselines(out: Path, dataset: str, args: argparse.Namespace) -> None:
     for name in BASELINES:
         command = [sys.executable, "-m", "agentkit", "eval", name, "--dataset", dataset, "--limit", str(args.limit),
-                   "--out", str(out / dataset / name), "--no-progress", "--backend", args.backend]
+                   "--out", str(_home(out, dataset) / name), "--no-progress", "--backend", args.backend]
         command += [f"--base-url={url}" for url in args.base_url or []]
         if name in ("direct", "cot", "sc"):
             command += ["--seed", str(args.seed)]
         if name == "sc":  # the paper run's budget: K samples in one request, at LINC's temperature
             command += ["--samples", str(args.samples), "-o", "temperature=0.8"]
-        if (out / dataset / name / "run.json").exists():
+        if (_home(out, dataset) / name / "run.json").exists():
             command.append("--resume")
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _answers(confusion: dict[str, dict[str, int]] | None) -> str:
+    if confusion is None:  # a data file without a label set
+        return "–"
+    counts: dict[str, int] = {}
+    for row in confusion.values():
+        for label, n in row.items():
+            counts[label] = counts.get(label, 0) + n
+    return " / ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+
+
+def _comparison_rows(comparisons: list[Comparison]) -> list[str]:
+    rows = []
+    for c in comparisons:
+        ci = "–" if c.diff_ci95 is None else f"{100 * c.diff_ci95[0]:+.1f} to {100 * c.diff_ci95[1]:+.1f}"
+        diff = "–" if c.diff is None else f"{100 * c.diff:+.1f}"
+        p = "–" if c.mcnemar_p is None else f"{c.mcnemar_p:.3f}"
+        holm = "–" if c.holm_p is None else f"{c.holm_p:.3f}"
+        rows.append(f"| {c.a} | {c.b} | {c.n_paired} | {diff} | {ci} | {p} | {holm} |")
+    return rows
+
+
+def report(out: Path, datasets: list[str]) -> str:
+    """Markdown tables of every finished run under ``out`` (see the module docstring)."""
+    lines: list[str] = []
+    runs = [name for v in VARIANTS for name in (v, f"{v}+checks")]
+    for dataset in datasets:
+        home = _home(out, dataset)
+        here = [name for name in [*runs, *BASELINES] if (home / name / "summary.json").is_file()]
+        if not here:
+            continue
+        lines += [f"### {home.name}", "", "| run | n | accuracy | balanced accuracy | degenerate | inconsistent | "
+                  "answers |", "|---|---:|---:|---:|---:|---:|---|"]
+        summaries = {name: load_summary(home / name) for name in here}
+        for name, s in summaries.items():
+            metrics = s.pattern_metrics or {}
+            lines.append(f"| {name} | {s.n} | {_pct(s.accuracy)} | {_pct(s.balanced_accuracy)} | "
+                         f"{_pct(metrics.get('degenerate_rate'))} | {_pct(metrics.get('inconsistent_rate'))} | "
+                         f"{_answers(s.confusion)} |")
+        linc_runs = [name for name in runs if name in summaries]
+        families = []
+        if "paper" in summaries:
+            families.append([compare_dirs(home / name, home / "paper", a_name=name, b_name="paper")
+                             for name in linc_runs if name != "paper"])
+        models = [b for b in ("direct", "cot", "sc") if b in summaries]
+        if models:
+            best = max(models, key=lambda b: summaries[b].accuracy or 0.0)
+            families.append([compare_dirs(home / name, home / best, a_name=name, b_name=best)
+                             for name in linc_runs])
+        families = [family for family in families if family]
+        if families:
+            lines += ["", "| a | b | paired n | diff (pts) | 95% CI (pts) | McNemar p | Holm p |",
+                      "|---|---|---:|---:|---:|---:|---:|"]
+        for family in families:
+            lines += _comparison_rows(with_holm(family))
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baselines", action="store_true", help="also run the baselines (before the variants)")
     ap.add_argument("--backend", default="llamacpp")
     ap.add_argument("--base-url", action="append")
+    ap.add_argument("--report", action="store_true", help="print the tables of the finished runs and exit")
     args = ap.parse_args(argv)
+    if args.report:
+        sys.stdout.write(report(args.out, [d for d in args.datasets.split(",") if d]) + "\n")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))

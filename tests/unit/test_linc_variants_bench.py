@@ -1,0 +1,67 @@
+"""bench/linc_variants.py: a variant's checks twin replays the variant's own generations (no model
+call, same programs), and the report reads the finished runs into its tables."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+from agentkit.backends.base import Choice, Generation, GenerationRequest, Usage
+from agentkit.graphs import linc
+
+ROOT = Path(__file__).resolve().parents[2]
+HAWKS = linc.LogicProblem(premises=["A hawk never lands.", "Some birds are hawks."], conclusion="All birds land")
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_bench_linc_variants", ROOT / "bench" / "linc_variants.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Parser:
+    """Every sample: the program that copies the conclusion into the premises (the prover says True)."""
+
+    provider = "scripted"
+    model = "scripted"
+
+    def __init__(self) -> None:
+        self.requests: list[GenerationRequest] = []
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        self.requests.append(request)
+        text = linc._render(HAWKS, linc.FOLProgram(
+            premises_fol=["∀x (Hawk(x) → ¬Lands(x))", "∀x (Bird(x) → Lands(x))"], conclusion_fol="∀x (Bird(x) → Lands(x))"))
+        return Generation(choices=[Choice(text=text, finish_reason="stop")] * request.n,
+                          usage=Usage(input_tokens=10, output_tokens=20), model=self.model)
+
+
+def test_the_checks_twin_replays_the_variants_generations_and_the_report_shows_both(tmp_path: Path) -> None:
+    bench = _bench()
+    data = tmp_path / "hawks.jsonl"
+    data.write_text(json.dumps({"id": "hawks", "premises": HAWKS.premises, "conclusion": HAWKS.conclusion,
+                                "label": "False"}) + "\n", encoding="utf-8")
+    args = argparse.Namespace(limit=None, samples=3, seed=1, concurrency=1)
+    parser = Parser()
+    bench.run_variant(tmp_path / "runs", str(data), "paper", args, parser)
+
+    assert len(parser.requests) == 1  # the twin made no call of its own: it replayed the cassette
+    cassette = tmp_path / "runs" / "hawks" / "paper.cassette.jsonl"
+    assert len(cassette.read_text(encoding="utf-8").splitlines()) == 1
+    rows = {}
+    for name in ("paper", "paper+checks"):
+        (line,) = (tmp_path / "runs" / "hawks" / name / "results.jsonl").read_text(encoding="utf-8").splitlines()
+        rows[name] = json.loads(line)
+    assert rows["paper"]["prediction"] == "True"  # the copied conclusion is "proved"...
+    assert rows["paper"]["extra"]["sample_findings"] == [["conclusion_in_premises"]] * 3
+    assert rows["paper+checks"]["prediction"] is None  # ...and refused by the checks, the same 3 samples
+    assert rows["paper+checks"]["extra"]["invalid"] == {"conclusion_in_premises": 3}
+
+    table = bench.report(tmp_path / "runs", [str(data)])
+    assert "| paper | 1 | 0.0% |" in table and "| paper+checks | 1 | 0.0% |" in table
+    assert "| paper+checks | paper | 1 | +0.0 |" in table  # the twin against its variant, paired
