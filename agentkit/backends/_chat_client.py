@@ -218,7 +218,16 @@ class ChatClient:
         shard = connections.take()
         try:
             client = connections.client(shard)
-            response = await client.request(method, url, json=body, headers=headers, timeout=timeout)
+            try:
+                response = await client.request(method, url, json=body, headers=headers, timeout=timeout)
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                # the connection closed with no answer: most often a kept-alive connection the server
+                # closed as the request went out. Once, at once, on another connection, before this
+                # counts as the server failing (a pool's cool-down, the retry policy's backoff); a
+                # server that is really gone refuses the second try too.
+                _log.info("%s %s: connection closed with no answer (%s); sending it once more", method, url,
+                          type(exc).__name__)
+                response = await client.request(method, url, json=body, headers=headers, timeout=timeout)
         except httpx.ReadTimeout as exc:
             if method != "POST":
                 raise TransientBackendError(f"{method} {url} timed out ({type(exc).__name__})") from exc

@@ -22,6 +22,9 @@ class Reply:
     delay_s: float = 0.0
     texts: list[str] | None = None  # choice texts for the default completion
     finish_reason: str = "stop"
+    #: read the request, then close the connection without a word: what a client sees when it sends
+    #: on a kept-alive connection the server has just closed
+    drop: bool = False
 
 
 @dataclass
@@ -126,6 +129,9 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"null")
                 fake.seen.append(Seen("POST", self.path, dict(self.headers), body))
                 reply = fake._next()
+                if reply.drop:
+                    self.close_connection = True
+                    return
                 with fake._lock:
                     fake._in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)

@@ -116,6 +116,35 @@ def test_a_timed_out_generation_goes_to_another_endpoint_never_again_to_the_firs
     assert len(slow.posts()) == 1 and slow.duplicates() == 0 and len(fast.posts()) == 1
 
 
+def test_a_connection_closed_with_no_answer_is_sent_once_more_to_the_same_endpoint_at_once() -> None:
+    """The server closing a kept-alive connection as a request goes out is not the server failing:
+    no failover, no cool-down, no backoff."""
+    with FakeOpenAI(script=[Reply(drop=True)]) as first, FakeOpenAI() as second:
+        backend = pool(first.url, second.url)
+        start = time.monotonic()
+        generation = asyncio.run(backend.generate(ask()))
+        assert time.monotonic() - start < 1.0
+    assert generation.server == backend.base_urls[0] and backend.down_endpoints == []
+    assert len(first.posts()) == 2 and second.posts() == []  # the dropped copy, then the answered one
+
+
+def test_a_second_close_with_no_answer_fails_the_endpoint_over() -> None:
+    with FakeOpenAI(script=[Reply(drop=True), Reply(drop=True)]) as first, FakeOpenAI() as second:
+        backend = pool(first.url, second.url)
+        generation = asyncio.run(backend.generate(ask()))
+    assert generation.server == backend.base_urls[1] and backend.down_endpoints == [backend.base_urls[0]]
+    assert len(first.posts()) == 2 and len(second.posts()) == 1
+
+
+def test_one_server_that_closes_a_connection_with_no_answer_still_answers_without_a_backoff() -> None:
+    with FakeOpenAI(script=[Reply(drop=True)]) as server:
+        backend = VLLMServerBackend(server.url, model="fake-model", retry=RetryPolicy(attempts=3, backoff_initial_s=2.0))
+        start = time.monotonic()
+        asyncio.run(backend.generate(ask()))
+        assert time.monotonic() - start < 1.0  # not the retry policy's 2 s backoff
+    assert len(server.posts()) == 2
+
+
 def test_a_pool_whose_endpoints_all_fail_is_unavailable_naming_them() -> None:
     dead = [closed_port_url(), closed_port_url()]
     backend = pool(*dead, cooldown_s=0.01)
