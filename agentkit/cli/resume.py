@@ -1,8 +1,9 @@
 """``agentkit resume``: continue a run paused for approval, rebuilt from its thread's record.
 
-The thread stores what made the run (pattern, knobs, backend kind, model and URL; see
-``agentkit.persistence.ThreadRecord``), so the command needs only the store, the thread and the
-decision; ``--base-url`` may point the same model at another endpoint.
+The thread stores what made the run (pattern, knobs, backend kind, model, URL and in-flight limit;
+see ``agentkit.persistence.ThreadRecord``), so the command needs only the store, the thread and the
+decision; ``--base-url`` may point the same model at another endpoint, ``--max-in-flight`` give it
+another limit.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from agentkit.cli._common import BaseUrlOpt, TraceFileOpt, base_urls, exit_codes, fail
+from agentkit.cli._common import BaseUrlOpt, MaxInFlightOpt, TraceFileOpt, base_urls, exit_codes, fail
 
 
 def resume(
@@ -22,6 +23,7 @@ def resume(
     decision: Annotated[Literal["approve", "reject"], typer.Option(
         "--decision", help="approve: go on as asked; reject: the pattern's fallback (cascade: keep the lower tier)")],
     base_url: BaseUrlOpt = None,
+    max_in_flight: MaxInFlightOpt = None,
     trace_file: TraceFileOpt = None,
 ) -> None:
     """Continue a paused run with a decision and print its result as JSON (exit 3 if it pauses again)."""
@@ -42,12 +44,14 @@ def resume(
         if info.status != "paused":
             fail(f"thread {thread!r} is {info.status}, not paused for a decision; rerun its `agentkit run` "
                  "command to continue or read it")
-        settings = settings.model_copy(update={"base_url": base_urls(base_url) or settings.base_url})
+        settings = settings.model_copy(update={"base_url": base_urls(base_url) or settings.base_url,
+                                               "max_in_flight": max_in_flight or settings.max_in_flight})
         spec = get_pattern(settings.pattern)
         knobs = spec.check_knobs(settings.knobs)
         provider = tracing.configure(trace_file=trace_file)
         try:
-            engine = make_backend(settings.backend, model=settings.model, base_url=settings.base_url)
+            engine = make_backend(settings.backend, model=settings.model, base_url=settings.base_url,
+                                  max_in_flight=settings.max_in_flight)
             compiled = spec.build(engine, **knobs).compile(checkpointer=store)
             result = asyncio.run(compiled.aresume(thread, decision, settings=settings))
             result = _approval.settle(compiled, result, thread=thread, checkpoint=checkpoint, settings=settings)

@@ -81,7 +81,8 @@ def run(
             engine = make_backend(backend, model=model, base_url=base_urls(base_url), max_in_flight=max_in_flight)
             compiled = spec.build(engine, **knobs).compile(checkpointer=store)
             durable = {} if store is None else {"thread_id": thread, "settings": RunSettings(
-                pattern=pattern, knobs=jsonable(knobs), backend=backend, model=model, base_url=base_urls(base_url))}
+                pattern=pattern, knobs=jsonable(knobs), backend=backend, model=model, base_url=base_urls(base_url),
+                max_in_flight=max_in_flight)}
             if stream:
                 result = asyncio.run(_streamed(compiled, inp, durable))
             else:

@@ -67,3 +67,31 @@ def test_run_with_a_thread_is_stored_rerun_reads_it_and_other_knobs_are_refused(
 def test_checkpoint_and_thread_go_together(tmp_path: Path, backend) -> None:
     res = run(tmp_path / "runs.db")
     assert res.exit_code == 2 and "--checkpoint and --thread go together" in res.stderr
+
+
+@pytest.mark.parametrize(("option", "expected"), [([], 3), (["--max-in-flight", "5"], 5)])
+def test_resume_rebuilds_the_backend_with_the_runs_in_flight_limit(monkeypatch: pytest.MonkeyPatch, option: list[str],
+                                                                   expected: int) -> None:
+    """The thread records `agentkit run --max-in-flight`, and `agentkit resume` uses it (or its own)."""
+    import agentkit.backends
+    from agentkit import persistence
+    from agentkit.errors import ConfigError
+    from agentkit.persistence import RunSettings
+
+    settings = RunSettings(pattern="mccot", backend="vllm", base_url="http://127.0.0.1:9/v1", max_in_flight=3)
+
+    async def read_thread(store: object, thread: str) -> object:
+        return type("Info", (), {"settings": settings, "status": "paused"})()
+
+    built: dict[str, object] = {}
+
+    def make_backend(kind: str, **kwargs: object) -> object:
+        built.update(kwargs, kind=kind)
+        raise ConfigError("stop here: the backend is all this test looks at")
+
+    monkeypatch.setattr(persistence, "read_thread", read_thread)
+    monkeypatch.setattr(persistence, "from_target", lambda target: object())
+    monkeypatch.setattr(agentkit.backends, "make_backend", make_backend)
+    result = runner.invoke(app, ["resume", "--thread", "t", "--checkpoint", "x.db", "--decision", "approve", *option])
+    assert "stop here" in result.output
+    assert built == {"kind": "vllm", "model": None, "base_url": "http://127.0.0.1:9/v1", "max_in_flight": expected}
