@@ -9,7 +9,8 @@ beside them: unit and PostgreSQL first, while the vLLM server and Phoenix start 
 ordinary pytest session with its own fixtures; they share only the machine and the user cache.
 
 Lines are prefixed with the shard's name as they arrive; the exit status is the first non-zero of
-the shards'. SIGTERM or Ctrl-C reaches both sessions, whose fixtures then stop the servers they
+the shards'. With AGENTKIT_RECORD set (re-recording cassettes, which both shards read) the shards
+run one after the other. SIGTERM or Ctrl-C reaches both sessions, whose fixtures then stop the servers they
 started. Extra options go to both pytest commands (``python -m tests.run_shards -x``); to run a selection of
 tests, call pytest itself.
 """
@@ -69,24 +70,31 @@ def _relay(shard: Shard, lock: threading.Lock) -> None:
 def run(extra: list[str], paths: tuple[str, ...] = ("tests",)) -> int:
     lock = threading.Lock()
     todo = [Shard(name) for name in SHARDS]
+    stopping = threading.Event()
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
         for shard in todo:
             if shard.proc is not None and shard.proc.poll() is None:
                 shard.proc.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for shard in todo:
-        env = {**os.environ, SHARD_ENV: shard.name, "PYTHONUNBUFFERED": "1"}  # unbuffered: lines as they come
-        shard.proc = subprocess.Popen([*PYTEST, *extra, *paths], cwd=ROOT, text=True, bufsize=1, env=env,
-                                      start_new_session=True,  # a signal reaches each session once, from here
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    relays = [threading.Thread(target=_relay, args=(shard, lock)) for shard in todo]
-    for relay in relays:
-        relay.start()
-    for relay in relays:
-        relay.join()
+    # re-recording cassettes (AGENTKIT_RECORD) rewrites files both shards read: one after the other then
+    waves = [[shard] for shard in todo] if os.environ.get("AGENTKIT_RECORD") else [todo]
+    for wave in waves:
+        if stopping.is_set():
+            break
+        for shard in wave:
+            env = {**os.environ, SHARD_ENV: shard.name, "PYTHONUNBUFFERED": "1"}  # unbuffered: lines as they come
+            shard.proc = subprocess.Popen([*PYTEST, *extra, *paths], cwd=ROOT, text=True, bufsize=1, env=env,
+                                          start_new_session=True,  # a signal reaches each session once, from here
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        relays = [threading.Thread(target=_relay, args=(shard, lock)) for shard in wave]
+        for relay in relays:
+            relay.start()
+        for relay in relays:
+            relay.join()
     codes = [shard.proc.returncode if shard.proc is not None else 1 for shard in todo]
     for shard, code in zip(todo, codes, strict=True):
         sys.stdout.write(f"shard {shard.name}: exit {code} after {shard.seconds:.0f} s: {shard.last_line}\n")

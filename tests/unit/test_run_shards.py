@@ -70,3 +70,30 @@ def test_sigterm_to_the_runner_tears_down_the_sessions_it_started(tmp_path: Path
     assert mark.read_text() == "torn down", output  # the probe's session (shard "others") ran its teardown
     assert proc.returncode != 0, output  # interrupted, not passed
     assert "[others] " in output and "shard llamacpp: exit" in output and "shard others: exit" in output, output
+
+
+def test_while_recording_cassettes_the_shards_run_one_after_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts: list[tuple[str, bool]] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args: object, **kwargs: object) -> subprocess.Popen[str]:
+        env = kwargs["env"]
+        assert isinstance(env, dict)
+        others_running = any(p.poll() is None for p in started)
+        starts.append((env[run_shards.SHARD_ENV], others_running))
+        proc = real_popen([sys.executable, "-c", "import time; time.sleep(0.5)"], text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        started.append(proc)
+        return proc
+
+    started: list[subprocess.Popen[str]] = []
+    monkeypatch.setattr(run_shards.subprocess, "Popen", popen)
+    monkeypatch.setattr(run_shards.signal, "signal", lambda *a: None)  # leave this session's handlers alone
+    monkeypatch.setenv("AGENTKIT_RECORD", "missing")
+    assert run_shards.run([]) == 0
+    assert starts == [("llamacpp", False), ("others", False)]
+    monkeypatch.delenv("AGENTKIT_RECORD")
+    starts.clear()
+    started.clear()
+    assert run_shards.run([]) == 0
+    assert starts == [("llamacpp", False), ("others", True)]  # side by side
