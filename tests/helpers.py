@@ -1,9 +1,13 @@
-"""Backend wrappers for testing runtime mechanics around real (replayed) generations."""
+"""Backend wrappers for testing runtime mechanics around real (replayed) generations, and a loader
+for the bench/ scripts (not a package) under test."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
+from pathlib import Path
+from types import ModuleType
 
 from agentkit.backends.base import Backend, Generation, GenerationRequest
 from agentkit.errors import TransientBackendError
@@ -49,3 +53,13 @@ class Flaky(Recording):
             self.requests.append(request)
             raise self.error("simulated connection reset")
         return await super().generate(request)
+
+
+def bench_module(name: str) -> ModuleType:
+    """bench/<name>.py, imported under a private name (bench/ is a folder of scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

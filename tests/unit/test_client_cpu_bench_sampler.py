@@ -3,7 +3,6 @@ GIL 20 times a second); with children it still finds a child's CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time
@@ -12,15 +11,13 @@ from types import ModuleType
 
 import pytest
 
+from tests.helpers import bench_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _scale() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bench_scale", ROOT / "bench" / "scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("scale")
 
 
 def _burn(seconds: float) -> None:

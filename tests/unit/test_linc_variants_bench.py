@@ -4,24 +4,19 @@ call, same programs), and the report reads the finished runs into its tables."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 from agentkit.backends.base import Choice, Generation, GenerationRequest, Usage
 from agentkit.graphs import linc
+from tests.helpers import bench_module
 
-ROOT = Path(__file__).resolve().parents[2]
 HAWKS = linc.LogicProblem(premises=["A hawk never lands.", "Some birds are hawks."], conclusion="All birds land")
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bench_linc_variants", ROOT / "bench" / "linc_variants.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("linc_variants")
 
 
 class Parser:
