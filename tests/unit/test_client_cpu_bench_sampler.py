@@ -6,14 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from tests.helpers import bench_module
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _scale() -> ModuleType:
