@@ -1,18 +1,18 @@
 """``make test``: the whole suite as two pytest sessions side by side, one per core.
 
 The real-model tests are single-core work: llama.cpp decodes on one thread (half the CPUs, its
-default), and the vLLM test server's engine runs one worker thread. Run one after the other, a 2-core
-machine leaves a core idle for most of the session (measured: 30.4 min in one session). So the
-llama.cpp integration tests (with the Ray and packaging tests) run in one session, and the rest
+default), and the vLLM test server's engine runs one worker thread. Run one after the other, a
+2-core machine leaves a core idle for most of the session (measured: 30.4 min in one session). So
+the llama.cpp integration tests (with the Ray and packaging tests) run in one session, and the rest
 beside them: unit and PostgreSQL first, while the vLLM server and Phoenix start in the background
-(``tests/_prewarm.py``), then tests/e2e and tests/vllm. Each shard is an
-ordinary pytest session with its own fixtures; they share only the machine and the user cache.
+(``tests/_prewarm.py``), then tests/e2e and tests/vllm. Each shard is an ordinary pytest session
+with its own fixtures; they share only the machine and the user cache.
 
 Lines are prefixed with the shard's name as they arrive; the exit status is the first non-zero of
 the shards'. With AGENTKIT_RECORD set (re-recording cassettes, which both shards read) the shards
-run one after the other. SIGTERM or Ctrl-C reaches both sessions, whose fixtures then stop the servers they
-started. Extra options go to both pytest commands (``python -m tests.run_shards -x``); to run a selection of
-tests, call pytest itself.
+run one after the other. SIGTERM or Ctrl-C reaches both sessions, whose fixtures then stop the
+servers they started. Extra options go to both pytest commands (``python -m tests.run_shards -x``);
+to run a selection of tests, call pytest itself.
 """
 
 from __future__ import annotations
