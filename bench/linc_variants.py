@@ -35,8 +35,8 @@ from agentkit.backends import make_backend
 from agentkit.backends.replay import ReplayBackend
 from agentkit.eval.comparison import compare_dirs
 from agentkit.eval.metrics import load_summary
+from agentkit.eval.report import _comparisons, _pct, _table
 from agentkit.eval.runner import evaluate, select_dataset
-from agentkit.eval.statistics import Comparison, with_holm
 
 DATASETS = ("prontoqa", "proofwriter-360", "folio-clean")
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -77,10 +77,6 @@ def run_baselines(out: Path, dataset: str, args: argparse.Namespace) -> None:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
 def _answers(confusion: dict[str, dict[str, int]] | None) -> str:
     if confusion is None:  # a data file without a label set
         return "–"
@@ -89,17 +85,6 @@ def _answers(confusion: dict[str, dict[str, int]] | None) -> str:
         for label, n in row.items():
             counts[label] = counts.get(label, 0) + n
     return " / ".join(f"{label} {n}" for label, n in sorted(counts.items()))
-
-
-def _comparison_rows(comparisons: list[Comparison]) -> list[str]:
-    rows = []
-    for c in comparisons:
-        ci = "–" if c.diff_ci95 is None else f"{100 * c.diff_ci95[0]:+.1f} to {100 * c.diff_ci95[1]:+.1f}"
-        diff = "–" if c.diff is None else f"{100 * c.diff:+.1f}"
-        p = "–" if c.mcnemar_p is None else f"{c.mcnemar_p:.3f}"
-        holm = "–" if c.holm_p is None else f"{c.holm_p:.3f}"
-        rows.append(f"| {c.a} | {c.b} | {c.n_paired} | {diff} | {ci} | {p} | {holm} |")
-    return rows
 
 
 def report(out: Path, datasets: list[str]) -> str:
@@ -111,30 +96,22 @@ def report(out: Path, datasets: list[str]) -> str:
         here = [name for name in [*runs, *BASELINES] if (home / name / "summary.json").is_file()]
         if not here:
             continue
-        lines += [f"### {home.name}", "", "| run | n | accuracy | balanced accuracy | degenerate | inconsistent | "
-                  "answers |", "|---|---:|---:|---:|---:|---:|---|"]
         summaries = {name: load_summary(home / name) for name in here}
-        for name, s in summaries.items():
-            metrics = s.pattern_metrics or {}
-            lines.append(f"| {name} | {s.n} | {_pct(s.accuracy)} | {_pct(s.balanced_accuracy)} | "
-                         f"{_pct(metrics.get('degenerate_rate'))} | {_pct(metrics.get('inconsistent_rate'))} | "
-                         f"{_answers(s.confusion)} |")
+        rows = [[name, str(s.n), _pct(s.accuracy), _pct(s.balanced_accuracy),
+                 _pct((s.pattern_metrics or {}).get("degenerate_rate")),
+                 _pct((s.pattern_metrics or {}).get("inconsistent_rate")), _answers(s.confusion)]
+                for name, s in summaries.items()]
+        lines += [f"### {home.name}", "", _table(["run", "n", "accuracy", "balanced accuracy", "degenerate",
+                                                  "inconsistent", "answers"], rows)]
         linc_runs = [name for name in runs if name in summaries]
-        families = []
-        if "paper" in summaries:
-            families.append([compare_dirs(home / name, home / "paper", a_name=name, b_name="paper")
-                             for name in linc_runs if name != "paper"])
+        if "paper" in summaries:  # one family, Holm-corrected within it
+            lines += _comparisons([compare_dirs(home / name, home / "paper", a_name=name, b_name="paper")
+                                   for name in linc_runs if name != "paper"])
         models = [b for b in ("direct", "cot", "sc") if b in summaries]
-        if models:
+        if models:  # the other family
             best = max(models, key=lambda b: summaries[b].accuracy or 0.0)
-            families.append([compare_dirs(home / name, home / best, a_name=name, b_name=best)
-                             for name in linc_runs])
-        families = [family for family in families if family]
-        if families:
-            lines += ["", "| a | b | paired n | diff (pts) | 95% CI (pts) | McNemar p | Holm p |",
-                      "|---|---|---:|---:|---:|---:|---:|"]
-        for family in families:
-            lines += _comparison_rows(with_holm(family))
+            lines += _comparisons([compare_dirs(home / name, home / best, a_name=name, b_name=best)
+                                   for name in linc_runs])
         lines.append("")
     return "\n".join(lines)
 

@@ -8,32 +8,16 @@ import json
 from pathlib import Path
 from types import ModuleType
 
-from agentkit.backends.base import Choice, Generation, GenerationRequest, Usage
-from agentkit.graphs import linc
 from tests.helpers import bench_module
+from tests.unit.test_linc import HAWKS, Scripted, _program
 
-HAWKS = linc.LogicProblem(premises=["A hawk never lands.", "Some birds are hawks."], conclusion="All birds land")
+#: every sample copies the conclusion into the premises, so the prover says True
+COPIES_THE_CONCLUSION = _program(HAWKS, "∀x (Hawk(x) → ¬Lands(x))", "∀x (Bird(x) → Lands(x))",
+                                 "∀x (Bird(x) → Lands(x))")
 
 
 def _bench() -> ModuleType:
     return bench_module("linc_variants")
-
-
-class Parser:
-    """Every sample: the program that copies the conclusion into the premises (the prover says True)."""
-
-    provider = "scripted"
-    model = "scripted"
-
-    def __init__(self) -> None:
-        self.requests: list[GenerationRequest] = []
-
-    async def generate(self, request: GenerationRequest) -> Generation:
-        self.requests.append(request)
-        text = linc._render(HAWKS, linc.FOLProgram(
-            premises_fol=["∀x (Hawk(x) → ¬Lands(x))", "∀x (Bird(x) → Lands(x))"], conclusion_fol="∀x (Bird(x) → Lands(x))"))
-        return Generation(choices=[Choice(text=text, finish_reason="stop")] * request.n,
-                          usage=Usage(input_tokens=10, output_tokens=20), model=self.model)
 
 
 def test_the_checks_twin_replays_the_variants_generations_and_the_report_shows_both(tmp_path: Path) -> None:
@@ -42,7 +26,7 @@ def test_the_checks_twin_replays_the_variants_generations_and_the_report_shows_b
     data.write_text(json.dumps({"id": "hawks", "premises": HAWKS.premises, "conclusion": HAWKS.conclusion,
                                 "label": "False"}) + "\n", encoding="utf-8")
     args = argparse.Namespace(limit=None, samples=3, seed=1, concurrency=1)
-    parser = Parser()
+    parser = Scripted([COPIES_THE_CONCLUSION] * 3)
     bench.run_variant(tmp_path / "runs", str(data), "paper", args, parser)
 
     assert len(parser.requests) == 1  # the twin made no call of its own: it replayed the cassette
@@ -59,4 +43,4 @@ def test_the_checks_twin_replays_the_variants_generations_and_the_report_shows_b
 
     table = bench.report(tmp_path / "runs", [str(data)])
     assert "| paper | 1 | 0.0% |" in table and "| paper+checks | 1 | 0.0% |" in table
-    assert "| paper+checks | paper | 1 | +0.0 |" in table  # the twin against its variant, paired
+    assert "| paper+checks | paper | 1 | +0.0 pts |" in table  # the twin against its variant, paired
