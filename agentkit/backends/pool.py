@@ -101,9 +101,10 @@ class PoolBackend:
     ``affinity``: "run", "prompt", a function of the request, or None (no affinity: each request
     goes to the least loaded endpoint, which spreads a run's calls round-robin and loses its
     prefixes). ``cooldown_s``: how long a failed endpoint rests before it is probed.
-    ``retry.attempts``: passes over the whole pool before giving up, with its backoff between passes. ``probe_every_s``: seconds between background health
-    probes of every endpoint (None: none, a down endpoint is then probed only when a request needs
-    it); ``probe_timeout_s``: how long a probe waits for GET /models before the endpoint counts as down."""
+    ``retry.attempts``: passes over the whole pool before giving up, with its backoff between passes.
+    ``probe_every_s``: seconds between background health probes of every endpoint (None: none, a
+    down endpoint is then probed only when a request needs it); ``probe_timeout_s``: how long a
+    probe waits for GET /models before the endpoint counts as down."""
 
     def __init__(self, endpoints: Sequence[OpenAICompatibleBackend], *,
                  affinity: Literal["run", "prompt"] | AffinityKey | None = "run", cooldown_s: float = 5.0,
