@@ -42,10 +42,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if shard:  # one of `make test`'s two sessions (tests/run_shards.py): only this shard's tests
         if shard not in run_shards.SHARDS:
             raise pytest.UsageError(f"{run_shards.SHARD_ENV}={shard!r}: use one of {', '.join(run_shards.SHARDS)}")
-        others = [item for item in items if run_shards.shard_of(Path(str(item.path))) != shard]
+        kept: list[pytest.Item] = []
+        others: list[pytest.Item] = []
+        for item in items:
+            (kept if run_shards.shard_of(Path(str(item.path))) == shard else others).append(item)
         if others:
             config.hook.pytest_deselected(items=others)
-            items[:] = [item for item in items if run_shards.shard_of(Path(str(item.path))) == shard]
+            items[:] = kept
 
 
 def _interrupted_by_sigterm(signum: int, frame: object) -> None:
