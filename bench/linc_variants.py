@@ -5,18 +5,23 @@ on the real model through a recording backend: every generation is appended (fsy
 variant's cassette in the run directory. Its twin with the degenerate-program checks
 (``checks=true``) then runs on that cassette alone, so the two differ in the checks and nothing
 else: the same programs, voted with and without the refusals. The baselines (direct, cot, sc at
-the paper run's K, majority-label) run through ``agentkit eval`` itself. Every directory is an
-ordinary eval run: ``agentkit eval --compare`` pairs them, and rerunning this script resumes.
+the paper run's K, majority-label) run through ``agentkit eval`` itself. The per-sentence variants
+make many calls per example, so their budget-matched vote is its own run, ``sc-sentence-budget``: sc
+with K = ceil(mean samples per example) of the finished ``grounded`` run (the rule ``agentkit eval
+--baselines`` uses), recorded in its run.json; it runs once that run has every selected example.
+Every directory is an ordinary eval run: ``agentkit eval --compare`` pairs them, and rerunning this
+script resumes.
 
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
         [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded] \\
-        [--baselines] [--concurrency 2] [--backend llamacpp | --backend vllm --base-url URL]
+        [--baselines] [--budget-baseline] [--concurrency 2] [--backend llamacpp | --backend vllm --base-url URL]
     python bench/linc_variants.py --out runs/linc-variants --report   # the tables, from finished runs
 
 The report gives, per dataset, every run's accuracy, balanced accuracy, degenerate and
 inconsistent shares and answer distribution; then two families of paired comparisons (exact
-McNemar, Holm-corrected within each family): every variant against paper mode, and every LINC run
-against the best of the direct, cot and sc baselines on that dataset.
+McNemar, Holm-corrected within each family): every variant against paper mode; every LINC run
+against its budget-matched vote (paper mode's against ``sc``, the per-sentence runs' against
+``sc-sentence-budget``); and every LINC run against the best of the direct, cot and sc baselines.
 
 Two processes with disjoint ``--variants``/``--datasets`` use a 2-core machine fully (llama.cpp
 decodes on one thread).
@@ -25,6 +30,7 @@ decodes on one thread).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import subprocess
 import sys
@@ -33,8 +39,9 @@ from typing import Any
 
 from agentkit.backends import make_backend
 from agentkit.backends.replay import ReplayBackend
+from agentkit.cli._eval_baselines import sc_budget
 from agentkit.eval.comparison import compare_dirs
-from agentkit.eval.metrics import load_summary
+from agentkit.eval.metrics import load_summary, read_results
 from agentkit.eval.report import _comparisons, _pct, _table
 from agentkit.eval.runner import evaluate, select_dataset
 
@@ -45,6 +52,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "grounded": {"translation": "sentence", "grounded": True},
 }
 BASELINES = ("direct", "cot", "sc", "majority-label")
+#: sc at the per-sentence variants' budget, and the run whose samples per example set its K
+BUDGET_RUN, BUDGET_SOURCE = "sc-sentence-budget", "grounded"
+#: the vote each LINC run is budget-matched with
+MATCHED = {"paper": "sc", "sentence": BUDGET_RUN, "grounded": BUDGET_RUN}
+
+log = logging.getLogger("linc_variants")
 
 
 def _home(out: Path, dataset: str) -> Path:
@@ -63,18 +76,45 @@ def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace,
              knobs={**knobs, "checks": True}, concurrency=args.concurrency, resume=True)
 
 
+def _eval(out: Path, dataset: str, name: str, args: argparse.Namespace, *, run: str | None = None,
+          options: list[str] = ()) -> None:
+    """``agentkit eval NAME`` on the dataset into ``<dataset>/<run or NAME>``, resuming a started run."""
+    target = _home(out, dataset) / (run or name)
+    command = [sys.executable, "-m", "agentkit", "eval", name, "--dataset", dataset, "--limit", str(args.limit),
+               "--out", str(target), "--no-progress", "--backend", args.backend, *options]
+    command += [f"--base-url={url}" for url in args.base_url or []]
+    if (target / "run.json").exists():
+        command.append("--resume")
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
 def run_baselines(out: Path, dataset: str, args: argparse.Namespace) -> None:
     for name in BASELINES:
-        command = [sys.executable, "-m", "agentkit", "eval", name, "--dataset", dataset, "--limit", str(args.limit),
-                   "--out", str(_home(out, dataset) / name), "--no-progress", "--backend", args.backend]
-        command += [f"--base-url={url}" for url in args.base_url or []]
-        if name in ("direct", "cot", "sc"):
-            command += ["--seed", str(args.seed)]
+        options = ["--seed", str(args.seed)] if name in ("direct", "cot", "sc") else []
         if name == "sc":  # the paper run's budget: K samples in one request, at LINC's temperature
-            command += ["--samples", str(args.samples), "-o", "temperature=0.8"]
-        if (_home(out, dataset) / name / "run.json").exists():
-            command.append("--resume")
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            options += ["--samples", str(args.samples), "-o", "temperature=0.8"]
+        _eval(out, dataset, name, args, options=options)
+
+
+def run_budget_baseline(out: Path, dataset: str, args: argparse.Namespace) -> int | None:
+    """sc at the per-sentence variants' budget (see the module docstring); its K, or None (and why,
+    logged) while the grounded run has not finished every selected example."""
+    source = _home(out, dataset) / BUDGET_SOURCE / "results.jsonl"
+    finished = read_results(source) if source.is_file() else {}
+    ids = [e.id for e in select_dataset(dataset, limit=args.limit).examples]
+    waiting = [i for i in ids if i not in finished]
+    derived = None if waiting else sc_budget((finished[i] for i in ids), f"linc {BUDGET_SOURCE}")
+    if derived is None:
+        log.info("%s on %s waits: %s has %d of %d examples finished", BUDGET_RUN, dataset, BUDGET_SOURCE,
+                 len(ids) - len(waiting), len(ids))
+        return None
+    k, budget = derived
+    log.info("%s on %s: K=%d (%s samples per example of %s)", BUDGET_RUN, dataset, k, budget["mean_samples"],
+             BUDGET_SOURCE)
+    _eval(out, dataset, "sc", args, run=BUDGET_RUN,
+          options=["--seed", str(args.seed), "--samples", str(k), "-o", "temperature=0.8",
+                   "-o", f"budget={json.dumps(budget)}"])
+    return k
 
 
 def _answers(confusion: dict[str, dict[str, int]] | None) -> str:
@@ -93,7 +133,7 @@ def report(out: Path, datasets: list[str]) -> str:
     runs = [name for v in VARIANTS for name in (v, f"{v}+checks")]
     for dataset in datasets:
         home = _home(out, dataset)
-        here = [name for name in [*runs, *BASELINES] if (home / name / "summary.json").is_file()]
+        here = [name for name in [*runs, *BASELINES, BUDGET_RUN] if (home / name / "summary.json").is_file()]
         if not here:
             continue
         summaries = {name: load_summary(home / name) for name in here}
@@ -107,8 +147,13 @@ def report(out: Path, datasets: list[str]) -> str:
         if "paper" in summaries:  # one family, Holm-corrected within it
             lines += _comparisons([compare_dirs(home / name, home / "paper", a_name=name, b_name="paper")
                                    for name in linc_runs if name != "paper"])
+        matched = [(name, MATCHED[name.removesuffix("+checks")]) for name in linc_runs]
+        matched = [(name, vote) for name, vote in matched if vote in summaries]
+        if matched:  # the second family: each against the vote of its own budget
+            lines += _comparisons([compare_dirs(home / name, home / vote, a_name=name, b_name=vote)
+                                   for name, vote in matched])
         models = [b for b in ("direct", "cot", "sc") if b in summaries]
-        if models:  # the other family
+        if models:  # the third
             best = max(models, key=lambda b: summaries[b].accuracy or 0.0)
             lines += _comparisons([compare_dirs(home / name, home / best, a_name=name, b_name=best)
                                    for name in linc_runs])
@@ -126,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--baselines", action="store_true", help="also run the baselines (before the variants)")
+    ap.add_argument("--budget-baseline", action="store_true",
+                    help=f"also run {BUDGET_RUN} (after the variants), once {BUDGET_SOURCE} has finished")
     ap.add_argument("--backend", default="llamacpp")
     ap.add_argument("--base-url", action="append")
     ap.add_argument("--report", action="store_true", help="print the tables of the finished runs and exit")
@@ -144,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             run_baselines(args.out, dataset, args)
         for variant in variants:
             run_variant(args.out, dataset, variant, args, live)
+        if args.budget_baseline:
+            run_budget_baseline(args.out, dataset, args)
     return 0
 
 

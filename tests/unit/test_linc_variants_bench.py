@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from types import ModuleType
 
+from agentkit.cli._common import pattern_knobs
+from agentkit.graphs import get_pattern
 from tests.helpers import bench_module
 from tests.unit.test_linc import HAWKS, Scripted, _program
 
@@ -44,3 +47,43 @@ def test_the_checks_twin_replays_the_variants_generations_and_the_report_shows_b
     table = bench.report(tmp_path / "runs", [str(data)])
     assert "| paper | 1 | 0.0% |" in table and "| paper+checks | 1 | 0.0% |" in table
     assert "| paper+checks | paper | 1 | +0.0 pts |" in table  # the twin against its variant, paired
+    assert "| paper | sc |" not in table
+
+    shutil.copytree(tmp_path / "runs" / "hawks" / "paper", tmp_path / "runs" / "hawks" / "sc")  # a stand-in vote
+    table = bench.report(tmp_path / "runs", [str(data)])
+    assert "| paper | sc | 1 | +0.0 pts |" in table  # each LINC run against the vote of its own budget
+    assert "| paper+checks | sc | 1 | +0.0 pts |" in table
+
+
+def _grounded_results(home: Path, samples: list[int]) -> None:
+    (home / "grounded").mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"id": f"q{i}", "label": "True", "prediction": "True", "correct": True,
+                         "extra": {"samples": n}}) for i, n in enumerate(samples)]
+    (home / "grounded" / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_the_budget_vote_waits_for_the_grounded_run_then_takes_its_rounded_up_mean(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    bench = _bench()
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "premises": ["p"], "conclusion": "c", "label": "True"}) + "\n"
+                            for i in range(3)), encoding="utf-8")
+    calls: list[tuple[str, str | None, list[str]]] = []
+    monkeypatch.setattr(bench, "_eval", lambda out, ds, name, args, run=None, options=(): calls.append(
+        (name, run, list(options))))
+    args = argparse.Namespace(limit=None, seed=1)
+    home = tmp_path / "runs" / "q"
+    _grounded_results(home, [96, 100])  # q2 not finished yet
+
+    assert bench.run_budget_baseline(tmp_path / "runs", str(data), args) is None
+    assert calls == []
+
+    _grounded_results(home, [96, 100, 97])
+    assert bench.run_budget_baseline(tmp_path / "runs", str(data), args) == 98  # ceil(293 / 3)
+    ((name, run, options),) = calls
+    assert (name, run) == ("sc", "sc-sentence-budget")
+    knobs = pattern_knobs(get_pattern("sc"), samples=None, seed=None, options=[options[i + 1] for i, flag in enumerate(options) if flag == "-o"])
+    assert knobs["temperature"] == 0.8
+    assert knobs["budget"] == {"pattern": "linc grounded", "rule": "ceil(mean samples per example)",
+                               "mean_samples": 97.6667, "examples": 3}
+    assert options[:4] == ["--seed", "1", "--samples", "98"]
