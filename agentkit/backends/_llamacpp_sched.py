@@ -47,6 +47,7 @@ class Job:
     seq_ids: list[int] = field(default_factory=list)  #: its llama.cpp sequence ids, once admitted
     seqs: list[Sequence] = field(default_factory=list)
     error: BaseException | None = None
+    reused: int = 0  #: prompt tokens it took from the prefix cache instead of decoding (set when it starts)
 
     @property
     def cells(self) -> int:
@@ -269,6 +270,7 @@ class BatchScheduler:
             if reuse:
                 ctx.share(self._cache_seq, [first], upto=reuse)
                 self.reused_tokens += reuse
+                job.reused = reuse
             row = ctx.prefill(job.prompt, first, start=reuse)
             ctx.share(first, job.seq_ids[1:])
             self._forget_cache()

@@ -159,10 +159,12 @@ class LlamaCppBackend:
                 job.cancel()  # the scheduler drops their sequences at the next step and frees their KV
             raise
         results = [sample for part in parts for sample in part]
-        prompt = len(jobs[0].prompt)
+        # counted as sequentially: every sample reads the whole prompt, but only the tokens no cache
+        # held were decoded (once per job, less what the prefix cache of earlier requests served)
+        decoded = sum(len(job.prompt) - job.reused for job in jobs)
         usage = Usage(
-            input_tokens=prompt,  # evaluated once for all samples...
-            cached_tokens=(request.n - 1) * prompt,  # ...which the other samples reuse, as sequentially
+            input_tokens=decoded,
+            cached_tokens=request.n * len(jobs[0].prompt) - decoded,
             output_tokens=sum(n_tokens for _, _, n_tokens in results),
         )
         choices = [Choice(text=text, finish_reason=reason) for text, reason, _ in results]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -67,10 +66,24 @@ def test_every_sample_of_a_k8_batch_validates(backend: LlamaCppBackend) -> None:
     for choice in gen.choices:
         assert choice.finish_reason == "stop", choice
         Answer.model_validate_json(choice.text)
-    # usage: the shared prompt counted once as input, reused by the 7 others (as sequentially)
-    assert gen.usage.input_tokens > 0
-    assert gen.usage.cached_tokens == 7 * gen.usage.input_tokens
+    # usage, as sequentially: 8 reads of the prompt, decoded once (less what an earlier request's
+    # prefix served, in whole 32-token chunks), the rest served from its KV
+    prompt = len(backend._prompt_tokens(backend.format_prompt(request)))
+    assert prompt - (prompt - 1) // 32 * 32 <= gen.usage.input_tokens <= prompt
+    assert gen.usage.input_tokens + gen.usage.cached_tokens == 8 * prompt
     assert gen.usage.output_tokens >= 8 * len('{"rationale":"","answer":0}') // 4
+
+
+def test_a_repeated_prompt_is_charged_as_cached_but_its_last_partial_chunk(backend: LlamaCppBackend) -> None:
+    """The scheduler's prefix cache serves a request the prompt an earlier one decoded; its usage
+    says so (the prompt's last token is always decoded: the samples draw from its logits)."""
+    request = ask("Name three rivers of Europe, briefly.", n=2, temperature=0.7, max_tokens=8, seed=4)
+    prompt = len(backend._prompt_tokens(backend.format_prompt(request)))
+    assert prompt > 32  # at least one whole chunk to reuse
+    run(backend.generate(request))
+    again = run(backend.generate(request))
+    assert again.usage.input_tokens == prompt - (prompt - 1) // 32 * 32
+    assert again.usage.cached_tokens == 2 * prompt - again.usage.input_tokens
 
 
 def test_same_request_same_seeds_same_samples(backend: LlamaCppBackend) -> None:

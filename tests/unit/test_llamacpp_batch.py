@@ -318,6 +318,7 @@ def test_the_prefix_cache_reuses_whole_chunks_of_the_last_prompt(second: list[in
     result(again)
     assert made[0].prefills[-1][1] == reused
     assert sched.reused_tokens == reused
+    assert (first.reused, again.reused) == (0, reused)  # per request, for its usage
     # alone, it starts from a canonical layout: cleared when nothing is reused
     assert made[0].cleared == (2 if reused == 0 else 1)
 
