@@ -20,6 +20,14 @@ Figures, per run:
     .venv/bin/python bench/scale.py [--endpoints 1,2,4] [--capacity 4] [--latency 0.5] [--in-flight N]
                                     [--examples 400] [--rounds 3] [--ray] [--actors A] [--progress] [--json F]
     .venv/bin/python bench/scale.py --transport 8,32,96 [--one-client]   # the HTTP client's own cost
+    .venv/bin/python bench/scale.py --vs-raw [--endpoints 1] ...   # what agentkit adds over raw LangGraph
+
+With --vs-raw each round also runs the same examples, at the same concurrency, to the same kind of
+endpoints, through the stack agentkit is built on and nothing else: a raw LangGraph graph of the
+same two nodes as ``direct`` (answer, record), whose first node posts the chat completion with one
+shared httpx client and reads the JSON answer. Its client CPU per request, measured over the same
+window, is the floor; agentkit's own cost is the difference (the eval's bookkeeping: agents,
+validation, the pool, tracing hooks, grading, the fsync'd result log).
 """
 
 from __future__ import annotations
@@ -195,6 +203,72 @@ def run_once(count: int, args: argparse.Namespace) -> dict[str, Any]:
             "call_cpu_ms_per_request": 1000 * own_call / requests, "fakes_cpu_s": served["cpu_s"]}
 
 
+def run_raw(count: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The --vs-raw floor: ``direct``'s two steps as a raw LangGraph graph over raw httpx (module docstring)."""
+    import asyncio
+    from typing import TypedDict
+
+    import httpx
+    from langgraph.graph import END, START, StateGraph
+
+    from agentkit.eval.runner import select_dataset
+
+    class State(TypedDict, total=False):
+        question: str
+        label: str
+        answer: str
+        correct: bool
+
+    fakes = _Fakes(count, args.capacity, args.latency)
+    in_flight = args.in_flight or args.capacity
+    examples = select_dataset("gsm8k").examples[: args.examples]
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    turn = iter(range(1 << 62))
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=count * in_flight, max_keepalive_connections=count * in_flight)
+        slots = [asyncio.Semaphore(in_flight) for _ in range(count)]
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            async def answer(state: State) -> State:
+                body = {"model": "fake-model", "max_tokens": 128, "temperature": 0.0,
+                        "messages": [{"role": "user", "content": state["question"]}],
+                        "response_format": {"type": "json_schema", "json_schema": {"name": "Answer", "schema": schema}}}
+                endpoint = next(turn) % count
+                async with slots[endpoint]:  # at most in_flight per endpoint, as the pool's max_in_flight
+                    reply = await client.post(f"{fakes.urls[endpoint]}/chat/completions", json=body)
+                reply.raise_for_status()
+                return {"answer": json.loads(reply.json()["choices"][0]["message"]["content"])["answer"]}
+
+            def record(state: State) -> State:
+                return {"correct": state["answer"].strip() == state["label"]}
+
+            graph = StateGraph(State)
+            graph.add_node("answer", answer)
+            graph.add_node("record", record)
+            graph.add_edge(START, "answer")
+            graph.add_edge("answer", "record")
+            graph.add_edge("record", END)
+            app = graph.compile()
+            gate = asyncio.Semaphore(2 * count * in_flight)  # the eval's concurrency
+
+            async def one(question: str, label: str) -> None:
+                async with gate:
+                    await app.ainvoke({"question": question, "label": label})
+
+            await asyncio.gather(*(one(str(e.fields["question"]), e.label) for e in examples))
+
+    try:
+        with _CPUSampler(exclude=fakes.pid, children=False) as cpu:
+            asyncio.run(main())
+    finally:
+        served = fakes.stop()
+    requests = sum(served["posts"])
+    own, _, _ = (1000 * (b - a) / requests for a, b in
+                 zip(cpu.at(served["first"]), cpu.at(served["last"]), strict=True))
+    return {"endpoints": count, "requests": requests, "by_endpoint": served["posts"],
+            "examples_per_s": len(examples) / (served["last"] - served["first"]), "client_cpu_ms_per_request": own}
+
+
 def transport(concurrency: int, one_client: bool) -> dict[str, float]:
     """Client CPU per request of the pool alone (no graph, no eval) at ``concurrency`` requests in
     flight to one endpoint that serves them all at once: the HTTP client's own cost as it grows."""
@@ -263,6 +337,8 @@ def main() -> None:
                         "counts to one endpoint (e.g. 8,32,96), no graph or eval")
     parser.add_argument("--one-client", action="store_true", help="with --transport: one httpx client per endpoint "
                         "(the layout before the connection shards), for comparison")
+    parser.add_argument("--vs-raw", action="store_true", help="each round also runs the raw LangGraph + httpx "
+                        "floor (module docstring) and reports what agentkit adds per request")
     args = parser.parse_args()
     if args.transport:
         rows = [transport(int(c), args.one_client) for c in args.transport.split(",")]
@@ -282,11 +358,17 @@ def main() -> None:
         connect(RayOptions())
     warm = argparse.Namespace(**{**vars(args), "examples": 8})
     run_once(counts[0], warm)  # imports, the TLS context, pydantic's schema caches: once per process
+    if args.vs_raw:
+        run_raw(counts[0], warm)
     runs: dict[int, list[dict[str, Any]]] = {c: [] for c in counts}
-    for _ in range(args.rounds):  # interleaved, so machine noise hits every count alike
+    raw: dict[int, list[dict[str, Any]]] = {c: [] for c in counts}
+    for _ in range(args.rounds):  # interleaved, so machine noise hits every count (and the floor) alike
         for count in counts:
             runs[count].append(run_once(count, args))
             print(json.dumps(runs[count][-1]), file=sys.stderr, flush=True)
+            if args.vs_raw:
+                raw[count].append(run_raw(count, args))
+                print(json.dumps({"raw": raw[count][-1]}), file=sys.stderr, flush=True)
     base = _median([r["examples_per_s"] for r in runs[counts[0]]]) / counts[0]
     mode = "on a local Ray" if args.ray else "in one process"
     print(f"capacity {args.capacity} x {args.latency}s per endpoint, client in-flight limit "
@@ -304,8 +386,19 @@ def main() -> None:
               f"{med['ray_daemons_cpu_ms_per_request']:>18.2f}  {med['call_examples_per_s']:>15.2f}  "
               f"{runs[count][-1]['by_endpoint']}")
     print(f"ideal: {args.capacity / args.latency:.1f} examples/s per endpoint")
+    if args.vs_raw:
+        print("endpoints  raw LangGraph + httpx CPU ms/req  agentkit CPU ms/req  agentkit adds ms/req  "
+              "median of per-round differences  raw examples/s")
+        for count in counts:
+            ours = [r["client_cpu_ms_per_request"] for r in runs[count]]
+            floor = [r["client_cpu_ms_per_request"] for r in raw[count]]
+            paired = [a - b for a, b in zip(ours, floor, strict=True)]
+            print(f"{count:>9}  {_median(floor):>31.2f}  {_median(ours):>19.2f}  "
+                  f"{_median(ours) - _median(floor):>20.2f}  {_median(paired):>31.2f}  "
+                  f"{_median([r['examples_per_s'] for r in raw[count]]):>14.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs, "raw": raw}, indent=2),
+                                   encoding="utf-8")
 
 
 if __name__ == "__main__":
