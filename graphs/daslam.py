@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit import tracing
 from agentkit.agent import Agent
@@ -59,6 +59,10 @@ DaSLaMLayout = Literal["prefix-first", "instructions-first"]
 
 
 class Solution(BaseModel):
+    # an instance of a build's bounded subclass is stored in state as this class, as a checkpoint
+    # re-reads it, so a live output and its re-read copy are ==
+    model_config = ConfigDict(revalidate_instances="subclass-instances")
+
     rationale: str
     answer: str
 

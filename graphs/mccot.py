@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, create_model
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, create_model
 
 from agentkit import tracing
 from agentkit.agent import Agent
@@ -40,6 +40,10 @@ EXAMPLE = (
 
 
 class RationaleAnswer(BaseModel):
+    # an instance of a build's bounded subclass is stored in state as this class, as a checkpoint
+    # re-reads it, so a live output and its re-read copy are ==
+    model_config = ConfigDict(revalidate_instances="subclass-instances")
+
     rationale: str
     answer: str
 

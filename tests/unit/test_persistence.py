@@ -226,3 +226,24 @@ def test_reducer_fields_survive_a_resume(tmp_path: Path) -> None:
         compiled.invoke({"q": "x"}, thread_id="t")
     out = compiled.invoke({"q": "x"}, thread_id="t")
     assert sorted(i.x for i in out.got) == [1, 2], "branch a's finished write was lost or doubled"
+
+
+@pytest.mark.parametrize("pattern", ["mccot", "daslam"])
+def test_a_patterns_output_reread_by_a_rebuilt_graph_equals_the_original(tmp_path: Path, pattern: str) -> None:
+    """Patterns build their output types per knob set; two builds with the same knobs share them, so
+    the output a rebuilt graph re-reads from the checkpoint is == the one first returned."""
+    from agentkit.graphs import daslam, mccot
+    from tests.unit.test_linc import Scripted
+
+    store = persistence.sqlite(tmp_path / "runs.db")
+    reply = '{"subquestions":["What is 6 times 7?"],"rationale":"6*7=42","answer":"42"}'
+
+    def build() -> Graph:
+        if pattern == "mccot":
+            return mccot.build(Scripted([reply] * 2), k=2, answer_kind="number")
+        return daslam.build(Scripted([reply]), answer_kind="number")
+
+    question = {"question": "What is 6 times 7?"}
+    first = build().compile(checkpointer=store).invoke(question, thread_id="t")
+    again = build().compile(checkpointer=store).invoke(question, thread_id="t")
+    assert again == first
