@@ -7,6 +7,13 @@ sequence per ``llama_decode``; a job that does not fit waits (and everything beh
 starves) until enough cells are freed. When the worker is idle and the queue wants more cells or
 sequences than the context has, the context is rebuilt larger, up to the backend's cap; it never
 shrinks. A cancelled job's sequences are dropped from the next step and their KV cells freed.
+
+The prefix cache keeps the prompts of the last few requests (``prefix_slots`` of them, each under
+its own sequence id), so concurrent requests of different kinds (a pattern's steps, an eval's
+examples at ``--concurrency``) each find their own prefix instead of evicting one another's. A
+request reuses the entry sharing the longest prefix with its prompt; its prompt then joins the
+cache in place of any entry it extends, else of the least recently used one. Entries are also
+evicted, least recently used first, when a job needs their cells.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: sequence slots are allocated in steps of this many (llama.cpp's own limit is 256)
 _SEQ_STEP = 8
+#: prompts the prefix cache keeps by default (one per concurrent prefix family)
+PREFIX_SLOTS = 4
 
 
 @dataclass
@@ -66,6 +75,15 @@ class Job:
         return self.error is not None or (bool(self.seqs) and not any(s.live for s in self.seqs))
 
 
+@dataclass
+class _Prefix:
+    """One prefix-cache entry: a prompt's KV under its own sequence id."""
+
+    seq_id: int
+    tokens: list[int]
+    canonical: bool  #: decoded with nothing else in the context (see BatchScheduler._start)
+
+
 class BatchContextLike(Protocol):
     """What the scheduler needs of a context (``_llamacpp_batch.BatchContext``; a fake in unit tests)."""
 
@@ -91,7 +109,10 @@ class BatchScheduler:
 
     def __init__(self, *, new_context: Callable[[int, int], BatchContextLike],
                  new_sampler: Callable[[Sampling, int | None], Any], is_eog: Callable[[int], bool],
-                 piece: Callable[[int], bytes], min_cells: int, max_cells: int, max_seqs: int) -> None:
+                 piece: Callable[[int], bytes], min_cells: int, max_cells: int, max_seqs: int,
+                 prefix_slots: int = PREFIX_SLOTS) -> None:
+        if prefix_slots < 1:
+            raise ValueError(f"prefix_slots must be at least 1, got {prefix_slots}")
         self._new_context = new_context
         self._new_sampler = new_sampler
         self._is_eog = is_eog
@@ -99,6 +120,7 @@ class BatchScheduler:
         self.min_cells = min_cells
         self.max_cells = max_cells
         self.max_seqs = max_seqs
+        self.prefix_slots = prefix_slots
         self._cv = threading.Condition()
         self._pending: deque[Job] = deque()
         self._active: list[Job] = []
@@ -106,12 +128,11 @@ class BatchScheduler:
         self._ctx: BatchContextLike | None = None
         self._free_ids: list[int] = []
         self._reserved = 0
-        #: the last prompt's KV, kept under its own sequence id so the next request with the same
-        #: prefix (same instructions and shots, or the same question again) decodes only the rest,
-        #: as the sequential path's Llama object does; evicted when its cells are needed
-        self._cache_seq = -1
-        self._cache_tokens: list[int] = []
-        self._cache_canonical = False  #: decoded with nothing else in the context (see _start)
+        #: recent prompts' KV (most recently used last), so the next request with the same prefix
+        #: (same instructions and shots, or the same question again) decodes only the rest, as the
+        #: sequential path's Llama object does; see the module docstring
+        self._cache: list[_Prefix] = []
+        self._cache_ids: list[int] = []  #: the sequence ids the cache may use
         self.steps = 0  #: decode steps run (tests check that samples really share steps)
         self.reused_tokens = 0  #: prompt tokens served from the prefix cache instead of decoded
 
@@ -120,9 +141,9 @@ class BatchScheduler:
         return self._ctx
 
     def submit(self, job: Job) -> concurrent.futures.Future[Any]:
-        if job.cells > self.max_cells or job.n > self.max_seqs - 1:  # the backend refuses these first
+        if job.cells > self.max_cells or job.n > self.max_samples:  # the backend refuses these first
             raise BackendError(f"a batch of n={job.n} needing {job.cells} KV cells can never be scheduled "
-                               f"(at most {self.max_seqs - 1} sequences and {self.max_cells} cells)")
+                               f"(at most {self.max_samples} sequences and {self.max_cells} cells)")
         with self._cv:
             self._pending.append(job)
             if self._thread is None:
@@ -130,6 +151,11 @@ class BatchScheduler:
                 self._thread.start()
             self._cv.notify()
         return job.future
+
+    @property
+    def max_samples(self) -> int:
+        """The most samples one job may hold: every sequence id but the prefix cache's."""
+        return self.max_seqs - self.prefix_slots
 
     def idle(self) -> bool:
         with self._cv:
@@ -139,7 +165,7 @@ class BatchScheduler:
         """Sequence ids of requests that still hold KV cells (not the prefix cache's); call only
         while idle (the worker owns the context)."""
         ctx = self._ctx
-        return [] if ctx is None else [s for s in range(ctx.n_seqs) if s != self._cache_seq and ctx.used(s)]
+        return [] if ctx is None else [s for s in range(ctx.n_seqs) if s not in self._cache_ids and ctx.used(s)]
 
     # -- the worker thread -------------------------------------------------------------------
 
@@ -189,7 +215,7 @@ class BatchScheduler:
 
     def _wanted_size(self) -> tuple[int, int] | None:
         """Cells and sequences for the jobs at the head of the queue, when the context is too small."""
-        cells, seqs = 0, 1  # one sequence id is the prefix cache's
+        cells, seqs = 0, self.prefix_slots  # the prefix cache's sequence ids
         for job in self._pending:
             if cells and (cells + job.cells > self.max_cells or seqs + job.n > self.max_seqs):
                 break
@@ -198,7 +224,8 @@ class BatchScheduler:
         if ctx is not None and cells <= ctx.n_cells and seqs <= ctx.n_seqs:
             return None
         cells = min(self.max_cells, max(cells, self.min_cells, ctx.n_cells if ctx else 0))
-        seqs = min(self.max_seqs, max(-(-seqs // _SEQ_STEP) * _SEQ_STEP, ctx.n_seqs if ctx else 0))
+        samples = max(_SEQ_STEP, -(-(seqs - self.prefix_slots) // _SEQ_STEP) * _SEQ_STEP)  # the cache's ids on top
+        seqs = min(self.max_seqs, max(samples + self.prefix_slots, ctx.n_seqs if ctx else 0))
         return pad_cells(cells), seqs
 
     def _resize(self, cells: int, seqs: int) -> None:
@@ -214,9 +241,8 @@ class BatchScheduler:
             for job in failed:
                 _resolve(job, exc)
             return
-        self._cache_seq = seqs - 1
-        self._cache_tokens = []
-        self._free_ids = list(range(seqs - 2, -1, -1))
+        self._cache, self._cache_ids = [], list(range(seqs - self.prefix_slots, seqs))
+        self._free_ids = list(range(seqs - self.prefix_slots - 1, -1, -1))
         self._reserved = 0
 
     def _admit(self) -> list[Job]:
@@ -229,8 +255,8 @@ class BatchScheduler:
                 continue
             if job.n > len(self._free_ids) or job.cells > ctx.n_cells - self._reserved:
                 break  # it waits for room, and so does everything behind it
-            if job.cells > ctx.n_cells - self._reserved - len(self._cache_tokens):
-                self._forget_cache()  # its cells are needed now
+            while self._cache and job.cells > ctx.n_cells - self._reserved - self._cached_cells():
+                self._evict(self._cache[0])  # its cells are needed now: the least recently used goes
             self._pending.popleft()
             job.seq_ids = [self._free_ids.pop() for _ in range(job.n)]
             self._reserved += job.cells
@@ -246,36 +272,43 @@ class BatchScheduler:
 
     def _start(self, job: Job) -> None:
         """Decode the prompt once (past what the prefix cache holds), share its cells with every
-        sample, keep it as the new prefix cache, and draw every sample's first token.
+        sample, keep it in the prefix cache, and draw every sample's first token.
 
-        A request that starts alone starts from a canonical layout: the cached prefix in cells
-        0..reuse-1 (or an empty context) and everything else after it. Where its cells sit
-        changes the order of llama.cpp's attention sums, hence rounding, hence samples; so the
-        same request (same n and seeds) run alone decodes the same samples whatever ran before.
-        Requests that overlap others share the context as it is and are not bit-reproducible."""
+        A request that starts alone starts from a canonical layout: the cached prefix it reuses in
+        cells 0..reuse-1 (or an empty context) and everything else after it, the rest of the cache
+        dropped. Where its cells sit changes the order of llama.cpp's attention sums, hence
+        rounding, hence samples; so the same request (same n and seeds) run alone decodes the same
+        samples whatever ran before. Requests that overlap others share the context as it is (and
+        every cache entry) and are not bit-reproducible."""
         ctx = self._ctx
         assert ctx is not None
         alone = not self._active
         self._active.append(job)
         first = job.seq_ids[0]
-        usable = self._cache_tokens if (self._cache_canonical or not alone) else []
+        source, shared = self._best_prefix(job.prompt, canonical_only=alone)
         # whole chunks only, and never the last prompt token: its logits are what the samples draw from
-        reuse = min(_common_prefix(usable, job.prompt), len(job.prompt) - 1) // PREFILL_BLOCK * PREFILL_BLOCK
+        reuse = min(shared, len(job.prompt) - 1) // PREFILL_BLOCK * PREFILL_BLOCK
         try:
             job.seqs = [self._sequence(job, i, seq_id) for i, seq_id in enumerate(job.seq_ids)]
-            if alone and reuse:
-                ctx.trim(self._cache_seq, reuse)
-            elif alone:
-                ctx.clear()
+            if alone:
+                for entry in [e for e in self._cache if e is not source or not reuse]:
+                    self._evict(entry)
+                if reuse:
+                    assert source is not None
+                    ctx.trim(source.seq_id, reuse)
+                    source.tokens = source.tokens[:reuse]
+                else:
+                    ctx.clear()
             if reuse:
-                ctx.share(self._cache_seq, [first], upto=reuse)
+                assert source is not None
+                ctx.share(source.seq_id, [first], upto=reuse)
                 self.reused_tokens += reuse
                 job.reused = reuse
+                self._cache.remove(source)
+                self._cache.append(source)  # just used: the most recent
             row = ctx.prefill(job.prompt, first, start=reuse)
             ctx.share(first, job.seq_ids[1:])
-            self._forget_cache()
-            ctx.share(first, [self._cache_seq])
-            self._cache_tokens, self._cache_canonical = list(job.prompt), alone
+            self._remember(job.prompt, first, canonical=alone)
             prompt_logits = ctx.logits(row).copy()
             for seq in job.seqs:
                 logits = ctx.logits(row)
@@ -285,10 +318,43 @@ class BatchScheduler:
         except Exception as exc:  # this request fails; the others go on
             job.error = _as_backend_error(exc)
 
+    def _best_prefix(self, prompt: list[int], *, canonical_only: bool) -> tuple[_Prefix | None, int]:
+        """The cache entry sharing the longest prefix with ``prompt`` (only canonical ones for a
+        request that starts alone), and how many tokens it shares."""
+        best, shared = None, 0
+        for entry in self._cache:
+            n = _common_prefix(entry.tokens, prompt)
+            if n > shared and (entry.canonical or not canonical_only):
+                best, shared = entry, n
+        return best, shared
+
+    def _remember(self, prompt: list[int], holder: int, *, canonical: bool) -> None:
+        """Keep ``prompt`` (whose KV ``holder`` holds) as the most recent entry. It replaces an
+        entry it contains (that one can serve no request better), else takes a free slot, else
+        the least recently used entry's."""
+        assert self._ctx is not None
+        contained = [e for e in self._cache if _common_prefix(e.tokens, prompt) == len(e.tokens)]
+        for entry in contained:
+            self._evict(entry)
+        if len(self._cache) == self.prefix_slots:
+            self._evict(self._cache[0])
+        taken = {e.seq_id for e in self._cache}
+        seq_id = next(i for i in self._cache_ids if i not in taken)
+        self._ctx.share(holder, [seq_id])
+        self._cache.append(_Prefix(seq_id, list(prompt), canonical))
+
+    def _evict(self, entry: _Prefix) -> None:
+        if self._ctx is not None:
+            self._ctx.free([entry.seq_id])
+        self._cache.remove(entry)
+
+    def _cached_cells(self) -> int:
+        """An upper bound on the cache's cells (entries that share a prefix share its cells too)."""
+        return sum(len(e.tokens) for e in self._cache)
+
     def _forget_cache(self) -> None:
-        if self._ctx is not None and self._cache_seq >= 0:
-            self._ctx.free([self._cache_seq])
-        self._cache_tokens = []
+        for entry in list(self._cache):
+            self._evict(entry)
 
     def _step(self) -> bool:
         ctx = self._ctx

@@ -23,7 +23,7 @@ from typing import Any
 from agentkit.backends._chat_format import ChatTemplate
 from agentkit.backends._grammar_cache import GrammarCache
 from agentkit.backends._llamacpp_batch import BatchContext
-from agentkit.backends._llamacpp_sched import BatchScheduler, Job
+from agentkit.backends._llamacpp_sched import PREFIX_SLOTS, BatchScheduler, Job
 from agentkit.backends._llamacpp_seq import Pieces, make_sampler
 from agentkit.backends._outlines_constraints import (
     DEFAULT_ENGINE,
@@ -72,6 +72,7 @@ class LlamaCppBackend:
         grammar_engine: str = DEFAULT_ENGINE,
         batched: bool = True,
         max_batch_ctx: int | None = None,
+        prefix_cache_slots: int = PREFIX_SLOTS,
     ) -> None:
         """``guided=False`` sends no constraint to the engine (to measure unconstrained validity);
         outputs are still validated. ``grammar_engine`` is outlines' backend: llguidance or
@@ -82,7 +83,13 @@ class LlamaCppBackend:
         batch; its KV cache is sized from the requests (shared prompt + n x max_tokens per
         request), growing up to ``max_batch_ctx`` cells (default: the larger of ``n_ctx`` and the
         model's training context), and a request that cannot fit is refused with ConfigError.
-        ``batched=False`` is the sequential path (one sample after another)."""
+        ``batched=False`` is the sequential path (one sample after another).
+
+        ``prefix_cache_slots`` is how many recent prompts the batch keeps the KV of, so a request
+        sharing a prefix with one of them decodes only the rest: one per kind of request in flight
+        at once (a pattern's steps, concurrent examples) avoids their evicting one another."""
+        if prefix_cache_slots < 1:
+            raise ConfigError(f"prefix_cache_slots must be at least 1, got {prefix_cache_slots}")
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
             raise ModelNotFound(f"GGUF model file not found: {path}; pass the path of an existing .gguf file")
@@ -106,6 +113,7 @@ class LlamaCppBackend:
             model_path=str(path), n_ctx=_TOKENIZER_CTX if batched else n_ctx, n_threads=threads, verbose=False
         )
         self.max_batch_ctx = max_batch_ctx or max(n_ctx, self._llama._model.n_ctx_train())
+        self.prefix_cache_slots = prefix_cache_slots
         self._scheduler = self._batch_scheduler(threads) if batched else None
         meta = self._llama.metadata
         self.model = path.stem
@@ -127,6 +135,7 @@ class LlamaCppBackend:
             min_cells=min(self.n_ctx, self.max_batch_ctx),
             max_cells=self.max_batch_ctx,
             max_seqs=int(llama_cpp.llama_max_parallel_sequences()),
+            prefix_slots=self.prefix_cache_slots,
         )
 
     @property
@@ -184,7 +193,7 @@ class LlamaCppBackend:
             )
         max_new = min(s.max_tokens, self.n_ctx - len(tokens))  # as create_completion truncates it
         assert self._scheduler is not None
-        per_batch = min((self.max_batch_ctx - len(tokens)) // max_new, self._scheduler.max_seqs - 1)
+        per_batch = min((self.max_batch_ctx - len(tokens)) // max_new, self._scheduler.max_samples)
         if per_batch < 1:
             raise ConfigError(
                 f"llama.cpp cannot batch this request ({request.summary()}): its {len(tokens)}-token prompt plus "

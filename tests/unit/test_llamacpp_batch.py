@@ -107,7 +107,8 @@ class FakeSampler:
     def close(self) -> None: ...
 
 
-def make(*, min_cells: int = 0, max_cells: int = 8192, **ctx_kw: Any) -> tuple[BatchScheduler, list[FakeContext]]:
+def make(*, min_cells: int = 0, max_cells: int = 8192, prefix_slots: int = 4,
+         **ctx_kw: Any) -> tuple[BatchScheduler, list[FakeContext]]:
     made: list[FakeContext] = []
 
     def new_context(cells: int, seqs: int) -> FakeContext:
@@ -115,7 +116,8 @@ def make(*, min_cells: int = 0, max_cells: int = 8192, **ctx_kw: Any) -> tuple[B
         return made[-1]
 
     sched = BatchScheduler(new_context=new_context, new_sampler=FakeSampler, is_eog=lambda t: t == EOS,
-                           piece=lambda t: str(t).encode(), min_cells=min_cells, max_cells=max_cells, max_seqs=256)
+                           piece=lambda t: str(t).encode(), min_cells=min_cells, max_cells=max_cells, max_seqs=256,
+                           prefix_slots=prefix_slots)
     return sched, made
 
 
@@ -296,7 +298,7 @@ def test_a_constraint_that_cannot_start_fails_its_request_and_leaks_nothing() ->
     assert result(fine) == [("678", "length", 3)]
     wait_idle(sched)
     assert sched.held_sequences() == []
-    assert len(sched._free_ids) == made[0].n_seqs - 1  # every id back but the prefix cache's
+    assert len(sched._free_ids) == made[0].n_seqs - sched.prefix_slots  # every id back but the prefix cache's
 
 
 def _long_prompt(n: int, tail: list[int]) -> list[int]:
@@ -323,6 +325,69 @@ def test_the_prefix_cache_reuses_whole_chunks_of_the_last_prompt(second: list[in
     assert made[0].cleared == (2 if reused == 0 else 1)
 
 
+def _family(head: int, tail: list[int]) -> list[int]:
+    """A 70-token prefix of its own (two whole chunks) and a tail: prompts of one kind of request."""
+    return [head] * 70 + tail
+
+
+def _while_busy(sched: BatchScheduler, prompts: list[list[int]]) -> list[Job]:
+    """Run each prompt in turn while a long request keeps the batch busy (none of them starts
+    alone, so the cache keeps every entry), then let the long one finish."""
+    busy = job(1, max_new=4000, seed=1, prompt=[9, 9, 5])  # seed 1 never ends
+    sched.submit(busy)
+    done = []
+    for prompt in prompts:
+        done.append(job(1, max_new=2, prompt=prompt))
+        sched.submit(done[-1])
+        result(done[-1])
+    busy.cancel()
+    wait_idle(sched)
+    return done
+
+
+def test_interleaved_prefix_families_each_keep_their_prefix() -> None:
+    """Two kinds of request in flight at once (a pattern's two steps, or two examples) no longer
+    evict each other's prefix: each reuses its own family's whole chunks."""
+    sched, _ = make(min_cells=8192, step_delay=0.001)
+    a1, b1, a2, b2 = _while_busy(sched, [_family(1, [2]), _family(3, [4]), _family(1, [5, 5]), _family(3, [6])])
+    assert (a1.reused, b1.reused) == (0, 0)
+    assert (a2.reused, b2.reused) == (64, 64)
+
+
+def test_the_least_recently_used_prefix_goes_when_the_slots_are_full() -> None:
+    sched, _ = make(min_cells=8192, step_delay=0.001, prefix_slots=2)
+    *_, a2, c2 = _while_busy(sched, [_family(1, [2]), _family(3, [4]), _family(5, [6]),
+                                     _family(1, [7]), _family(5, [8])])
+    assert a2.reused == 0  # family 1 was the least recently used when family 5 came
+    assert c2.reused == 64
+
+
+def test_a_prompt_replaces_the_entry_it_contains() -> None:
+    sched, _ = make(min_cells=8192, step_delay=0.001)
+    _while_busy(sched, [_family(1, [2]), _family(1, [2, 3, 4]), _family(3, [4])])
+    cached = sorted(tuple(e.tokens[-3:]) for e in sched._cache)
+    assert cached == [(2, 3, 4), (3, 3, 4), (9, 9, 5)]  # [1]*70+[2] was contained in its extension
+
+
+def test_a_lone_request_reuses_only_a_canonical_prefix_and_keeps_nothing_else() -> None:
+    """Alone, a request starts from the canonical layout (reproducible samples): only a prefix that
+    was itself decoded alone is reused, and every other entry is dropped first."""
+    sched, made = make(min_cells=8192, step_delay=0.001)
+    first = job(1, max_new=2, prompt=_family(1, [2]))
+    sched.submit(first)
+    result(first)  # alone: canonical
+    _while_busy(sched, [_family(3, [4]), _family(3, [5])])  # not canonical
+    assert len(sched._cache) == 3
+    for prompt, reused in ((_family(3, [6]), 0), (_family(1, [9]), 0), (_family(1, [7]), 64)):
+        again = job(1, max_new=2, prompt=prompt)
+        sched.submit(again)
+        result(again)
+        assert again.reused == reused
+        assert [e.tokens for e in sched._cache] == [prompt]  # the other entries were dropped
+    cells = made[-1].cells_in_use()
+    assert cells == set(made[-1].seqs[sched._cache[0].seq_id].values())  # nothing else holds a cell
+
+
 def test_cancelling_a_queued_request_never_starts_it() -> None:
     gate = threading.Event()
     sched, made = make(max_cells=4096, min_cells=4096, gate=gate)  # both would fit
@@ -345,7 +410,7 @@ def _run_all(fns: list[Callable[[], None]]) -> None:
 
 
 def test_submitting_from_many_threads_answers_every_request() -> None:
-    sched, _ = make(step_delay=0.001)
+    sched, _ = make(min_cells=8192, step_delay=0.001)
     jobs = [job(2, seed=s % 5, max_new=5) for s in range(12)]
     _run_all([lambda j=j: sched.submit(j) for j in jobs])  # type: ignore[misc]
     assert all(len(result(j)) == 2 for j in jobs)
@@ -359,3 +424,11 @@ def test_default_threads_are_half_the_cpus(monkeypatch: pytest.MonkeyPatch, cpus
 
     monkeypatch.setattr(llamacpp.os, "cpu_count", lambda: cpus)
     assert llamacpp.default_threads() == threads
+
+
+def test_a_prefix_cache_of_no_slots_is_refused_before_the_model_loads() -> None:
+    from agentkit.backends.llamacpp import LlamaCppBackend
+    from agentkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prefix_cache_slots must be at least 1, got 0"):
+        LlamaCppBackend("/nonexistent.gguf", prefix_cache_slots=0)
