@@ -13,12 +13,15 @@ Parts (each its own function, selected with --part; results in docs/BENCHMARKS.m
     of one decode step by the number of sequences in it (1, 2, 4, 8): the most batching can save
     on this machine. Target: batched <= 0.5 x the sequential wall time.
 (b)-(d) vLLM prefix layouts (MAJ, DaSLaM) and guided-decoding speed: bench/_engine_vllm.py.
+(e) llama.cpp's prefix cache at eval concurrency, one slot vs several: bench/_engine_prefix.py.
 
 Usage::
 
     python bench/engine.py --part a [--rounds 8] [--questions 8] [--threads 1] [--k 8] [--no-scaling]
                                     [--json PATH]
     python bench/engine.py --part b|c|d [--vllm-url URL] [--cases N] [--rounds N] [--reps N] [--json PATH]
+    python bench/engine.py --part e [--workload linc-sentence|daslam] [--cases 2] [--rounds 2] [--concurrency 2]
+                                    [--slots 4] [--json PATH]
 """
 
 from __future__ import annotations
@@ -173,13 +176,15 @@ def _report_a(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     return {"summary": summary, "runs": runs}
 
 
-# -- parts (b)-(d): vLLM, in their own module ------------------------------------------------------
+# -- parts (b)-(e): vLLM and the llama.cpp prefix cache, in their own modules ---------------------
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
+from bench._engine_prefix import add_options as add_prefix_options  # noqa: E402
+from bench._engine_prefix import part_e  # noqa: E402
 from bench._engine_vllm import PARTS as _VLLM_PARTS  # noqa: E402
 from bench._engine_vllm import add_options as add_vllm_options  # noqa: E402
 
-PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"a": part_a, **_VLLM_PARTS}
+PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"a": part_a, **_VLLM_PARTS, "e": part_e}
 
 
 def main() -> None:
@@ -193,6 +198,7 @@ def main() -> None:
                         help="(a) llama.cpp threads; 1 because the machine's 2 cores are shared")  # fmt: skip
     parser.add_argument("--no-scaling", action="store_true", help="(a) skip the decode-step cost by batch size")
     add_vllm_options(parser)
+    add_prefix_options(parser)
     parser.add_argument("--json", help="write raw timings and ratios here")
     args = parser.parse_args()
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),
