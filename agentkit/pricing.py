@@ -9,10 +9,10 @@ anyone's bill; pass real prices to get money.
 **Cached input is charged, at a discount.** Every backend reports a prompt as ``input_tokens`` (the
 tokens it computed) plus ``cached_tokens`` (those it served from a prefix/KV cache: vLLM's prefix
 cache; llama.cpp's prompt KV, which a request's later samples share and a later request with the
-same prefix reuses); the two never overlap. Uncached
-input is charged the input price, cached input ``Prices.cached_input_fraction`` of it (default 0.1,
-the usual API discount for cache reads), output the output price. So a pattern that re-reads a
-long prompt is not free, and a backend that caches is not charged twice.
+same prefix reuses); the two never overlap. Uncached input is charged the input price, cached
+input ``Prices.cached_input_fraction`` of it (default 0.1, the usual API discount for cache
+reads), output the output price. So a pattern that re-reads a long prompt is not free, and a
+backend that caches is not charged twice.
 
 **Energy** is an order-of-magnitude estimate: joules per computed token (uncached input + output) per
 model; a cached prefix was not recomputed.
