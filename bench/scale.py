@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import subprocess
@@ -223,7 +224,7 @@ def run_raw(count: int, args: argparse.Namespace) -> dict[str, Any]:
     in_flight = args.in_flight or args.capacity
     examples = select_dataset("gsm8k").examples[: args.examples]
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
-    turn = iter(range(1 << 62))
+    turn = itertools.count()  # round-robin over the endpoints
 
     async def main() -> None:
         limits = httpx.Limits(max_connections=count * in_flight, max_keepalive_connections=count * in_flight)
