@@ -255,8 +255,8 @@ class BatchScheduler:
                 continue
             if job.n > len(self._free_ids) or job.cells > ctx.n_cells - self._reserved:
                 break  # it waits for room, and so does everything behind it
-            while self._cache and job.cells > ctx.n_cells - self._reserved - self._cached_cells():
-                self._evict(self._cache[0])  # its cells are needed now: the least recently used goes
+            if job.cells > ctx.n_cells - self._reserved - self._cached_cells():
+                self._make_room(job, ctx.n_cells - self._reserved)
             self._pending.popleft()
             job.seq_ids = [self._free_ids.pop() for _ in range(job.n)]
             self._reserved += job.cells
@@ -342,6 +342,15 @@ class BatchScheduler:
         seq_id = next(i for i in self._cache_ids if i not in taken)
         self._ctx.share(holder, [seq_id])
         self._cache.append(_Prefix(seq_id, list(prompt), canonical))
+
+    def _make_room(self, job: Job, free: int) -> None:
+        """Evict entries, least recently used first, until ``job`` fits in ``free`` cells; the entry
+        it would reuse goes last (evicting it first would only make the job decode it again)."""
+        mine, _ = self._best_prefix(job.prompt, canonical_only=False)
+        for entry in sorted(self._cache, key=lambda e: e is mine):  # stable: LRU order otherwise
+            if job.cells <= free - self._cached_cells():
+                return
+            self._evict(entry)
 
     def _evict(self, entry: _Prefix) -> None:
         if self._ctx is not None:

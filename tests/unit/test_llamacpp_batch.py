@@ -432,3 +432,22 @@ def test_a_prefix_cache_of_no_slots_is_refused_before_the_model_loads() -> None:
 
     with pytest.raises(ConfigError, match="prefix_cache_slots must be at least 1, got 0"):
         LlamaCppBackend("/nonexistent.gguf", prefix_cache_slots=0)
+
+
+def test_when_cells_run_short_the_prefix_a_request_would_reuse_is_evicted_last() -> None:
+    """Room for a new request is made by evicting cache entries least recently used first, but never
+    the one it is about to reuse while another can go."""
+    sched, _ = make(min_cells=2048, max_cells=2048, step_delay=0.002)
+    busy = job(1, max_new=1000, seed=1, prompt=[9, 9, 5])  # 1003 cells, running throughout (~2 s)
+    sched.submit(busy)
+    for prompt in (_family(1, [2]), _family(3, [4])):  # family 1 becomes the least recently used
+        done = job(1, max_new=2, prompt=prompt)
+        sched.submit(done)
+        result(done)
+    assert sorted(len(e.tokens) for e in sched._cache) == [3, 71, 71]
+    # 2048 - 1003 reserved = 1045 free, 145 of them cached; this request needs 932: one family must go
+    needy = job(1, max_new=860, prompt=_family(1, [5]))
+    sched.submit(needy)
+    result(needy)
+    assert needy.reused == 64  # family 1 survived: the busy prompt and family 3 made the room
+    busy.cancel()
