@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 #: sequence slots are allocated in steps of this many (llama.cpp's own limit is 256)
 _SEQ_STEP = 8
-#: prompts the prefix cache keeps by default (one per concurrent prefix family)
-PREFIX_SLOTS = 4
+#: prompts the prefix cache keeps by default. One, as before the slots existed: every held prompt
+#: widens the KV range each decode step attends over, and more slots have not yet been measured
+#: to pay for that (bench/engine.py part e); pass more for concurrent kinds of request
+PREFIX_SLOTS = 1
 
 
 @dataclass

@@ -86,8 +86,9 @@ class LlamaCppBackend:
         ``batched=False`` is the sequential path (one sample after another).
 
         ``prefix_cache_slots`` is how many recent prompts the batch keeps the KV of, so a request
-        sharing a prefix with one of them decodes only the rest: one per kind of request in flight
-        at once (a pattern's steps, concurrent examples) avoids their evicting one another."""
+        sharing a prefix with one of them decodes only the rest. One (the default) keeps the last
+        prompt; one per kind of request in flight at once (a pattern's steps, concurrent examples)
+        stops them evicting one another, at the cost of a wider KV range in every decode step."""
         if prefix_cache_slots < 1:
             raise ConfigError(f"prefix_cache_slots must be at least 1, got {prefix_cache_slots}")
         path = Path(model_path) if model_path is not None else default_model_path()
