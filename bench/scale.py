@@ -163,6 +163,13 @@ class _CPUSampler:
         own, workers, daemons = (b + w * (a - b) for b, a in zip(before[1:], after[1:], strict=True))
         return own, workers, daemons
 
+    def ms_per_request(self, served: dict[str, Any]) -> tuple[float, float, float]:
+        """(own, workers', daemons') CPU ms per request the fakes answered, over their serving window."""
+        requests = sum(served["posts"])
+        own, workers, daemons = (1000 * (b - a) / requests
+                                 for a, b in zip(self.at(served["first"]), self.at(served["last"]), strict=True))
+        return own, workers, daemons
+
 
 def _pool(urls: tuple[str, ...], in_flight: int) -> Any:
     """The backend under test (module level: a Ray actor gets it by pickle and builds its own)."""
@@ -195,8 +202,7 @@ def run_once(count: int, args: argparse.Namespace) -> dict[str, Any]:
         served = fakes.stop()
     requests = sum(served["posts"])
     window = served["last"] - served["first"]
-    own, workers, daemons = (1000 * (b - a) / requests for a, b in
-                             zip(cpu.at(served["first"]), cpu.at(served["last"]), strict=True))
+    own, workers, daemons = cpu.ms_per_request(served)
     return {"endpoints": count, "ray": bool(args.ray), "requests": requests, "by_endpoint": served["posts"],
             "window_s": window, "examples_per_s": args.examples / window, "call_s": wall,
             "call_examples_per_s": args.examples / wall, "client_cpu_ms_per_request": own + workers,
@@ -263,10 +269,8 @@ def run_raw(count: int, args: argparse.Namespace) -> dict[str, Any]:
             asyncio.run(main())
     finally:
         served = fakes.stop()
-    requests = sum(served["posts"])
-    own, _, _ = (1000 * (b - a) / requests for a, b in
-                 zip(cpu.at(served["first"]), cpu.at(served["last"]), strict=True))
-    return {"endpoints": count, "requests": requests, "by_endpoint": served["posts"],
+    own, _, _ = cpu.ms_per_request(served)
+    return {"endpoints": count, "requests": sum(served["posts"]), "by_endpoint": served["posts"],
             "examples_per_s": len(examples) / (served["last"] - served["first"]), "client_cpu_ms_per_request": own}
 
 
