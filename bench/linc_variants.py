@@ -45,6 +45,9 @@ from agentkit.eval.metrics import load_summary, read_results
 from agentkit.eval.report import _comparisons, _pct, _table
 from agentkit.eval.runner import evaluate, select_dataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench/ is importable
+from bench._eval_cli import eval_command  # noqa: E402
+
 DATASETS = ("prontoqa", "proofwriter-360", "folio-clean")
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -79,12 +82,8 @@ def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace,
 def _eval(out: Path, dataset: str, name: str, args: argparse.Namespace, *, run: str | None = None,
           options: list[str] = ()) -> None:
     """``agentkit eval NAME`` on the dataset into ``<dataset>/<run or NAME>``, resuming a started run."""
-    target = _home(out, dataset) / (run or name)
-    command = [sys.executable, "-m", "agentkit", "eval", name, "--dataset", dataset, "--limit", str(args.limit),
-               "--out", str(target), "--no-progress", "--backend", args.backend, *options]
-    command += [f"--base-url={url}" for url in args.base_url or []]
-    if (target / "run.json").exists():
-        command.append("--resume")
+    command = eval_command(name, dataset, args.limit, _home(out, dataset) / (run or name), args.backend,
+                           args.base_url, options)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 

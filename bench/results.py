@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: bench/ is importable
+from bench._eval_cli import eval_command  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,9 @@ RUNS = (
 
 def command(run: Run, out: Path, args: argparse.Namespace) -> list[str]:
     """``agentkit eval`` for one run, resuming it when its directory was started."""
-    target = out / args.backend / run.name
-    line = [sys.executable, "-m", "agentkit", "eval", run.pattern, "--dataset", run.dataset, "--limit",
-            str(run.limit), "--seed", "1", "--baselines", "--out", str(target), "--no-progress",
-            "--backend", args.backend, "--concurrency", str(args.concurrency), *run.options]
-    line += [f"--base-url={url}" for url in args.base_url or []]
-    if (target / "run.json").exists():
-        line.append("--resume")
-    return line
+    return eval_command(run.pattern, run.dataset, run.limit, out / args.backend / run.name, args.backend,
+                        args.base_url, ["--seed", "1", "--baselines", "--concurrency", str(args.concurrency),
+                                        *run.options])
 
 
 def selected(only: str | None) -> list[Run]:
