@@ -18,10 +18,11 @@ script resumes.
     python bench/linc_variants.py --out runs/linc-variants --report   # the tables, from finished runs
 
 The report gives, per dataset, every run's accuracy, balanced accuracy, degenerate and
-inconsistent shares and answer distribution; then two families of paired comparisons (exact
+inconsistent shares and answer distribution; then three families of paired comparisons (exact
 McNemar, Holm-corrected within each family): every variant against paper mode; every LINC run
 against its budget-matched vote (paper mode's against ``sc``, the per-sentence runs' against
-``sc-sentence-budget``); and every LINC run against the best of the direct, cot and sc baselines.
+``sc-sentence-budget``); and every LINC run against the best of the direct, cot and sc baselines
+(the pairs the budget family already shows left out).
 
 Two processes with disjoint ``--variants``/``--datasets`` use a 2-core machine fully (llama.cpp
 decodes on one thread).
@@ -145,17 +146,18 @@ def report(out: Path, datasets: list[str]) -> str:
         linc_runs = [name for name in runs if name in summaries]
         if "paper" in summaries:  # one family, Holm-corrected within it
             lines += _comparisons([compare_dirs(home / name, home / "paper", a_name=name, b_name="paper")
-                                   for name in linc_runs if name != "paper"])
+                                   for name in linc_runs if name != "paper"], heading="#### Against paper mode")
         matched = [(name, MATCHED[name.removesuffix("+checks")]) for name in linc_runs]
         matched = [(name, vote) for name, vote in matched if vote in summaries]
         if matched:  # the second family: each against the vote of its own budget
             lines += _comparisons([compare_dirs(home / name, home / vote, a_name=name, b_name=vote)
-                                   for name, vote in matched])
+                                   for name, vote in matched], heading="#### Against the vote of the same budget")
         models = [b for b in ("direct", "cot", "sc") if b in summaries]
-        if models:  # the third
+        if models:  # the third, leaving out the pairs the second family already shows
             best = max(models, key=lambda b: summaries[b].accuracy or 0.0)
             lines += _comparisons([compare_dirs(home / name, home / best, a_name=name, b_name=best)
-                                   for name in linc_runs])
+                                   for name in linc_runs if (name, best) not in matched],
+                                  heading=f"#### Against the best single-model baseline ({best})")
         lines.append("")
     return "\n".join(lines)
 

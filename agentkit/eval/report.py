@@ -199,8 +199,8 @@ def _signed_interval(ci: tuple[float, float] | None) -> str:
     return "–" if ci is None else f"{100 * ci[0]:+.1f} to {100 * ci[1]:+.1f} pts"
 
 
-def _comparisons(comparisons: Sequence[Comparison]) -> list[str]:
-    """The paired table, Holm-corrected across exactly the rows shown."""
+def _comparisons(comparisons: Sequence[Comparison], *, heading: str = "## Paired comparisons") -> list[str]:
+    """The paired table, Holm-corrected across exactly the rows shown (one family per call)."""
     if not comparisons:
         return []
     shown = with_holm(comparisons)
@@ -213,7 +213,7 @@ def _comparisons(comparisons: Sequence[Comparison]) -> list[str]:
     note = ("Differences are accuracy of a minus b on the examples both runs finished, with a 95% paired "
             "bootstrap CI (clusters resampled when clustered). p is the exact two-sided McNemar test; "
             f"{holm_note}. Clustered comparisons get no McNemar test (their pairs are not independent).")
-    return ["", "## Paired comparisons", "",
+    return ["", heading, "",
             _table(["a", "b", "paired n", "diff (a - b)", "95% CI (paired bootstrap)", "McNemar p", "Holm p",
                     "clustered"], rows), "", note]
 

@@ -48,11 +48,16 @@ def test_the_checks_twin_replays_the_variants_generations_and_the_report_shows_b
     assert "| paper | 1 | 0.0% |" in table and "| paper+checks | 1 | 0.0% |" in table
     assert "| paper+checks | paper | 1 | +0.0 pts |" in table  # the twin against its variant, paired
     assert "| paper | sc |" not in table
+    assert "#### Against paper mode" in table
 
     shutil.copytree(tmp_path / "runs" / "hawks" / "paper", tmp_path / "runs" / "hawks" / "sc")  # a stand-in vote
     table = bench.report(tmp_path / "runs", [str(data)])
     assert "| paper | sc | 1 | +0.0 pts |" in table  # each LINC run against the vote of its own budget
     assert "| paper+checks | sc | 1 | +0.0 pts |" in table
+    # sc is also the best single-model baseline here: the pair is shown once, under its family's heading
+    assert table.count("| paper | sc |") == 1
+    assert "#### Against the vote of the same budget" in table
+    assert "#### Against the best single-model baseline" not in table
 
 
 def _grounded_results(home: Path, samples: list[int]) -> None:
