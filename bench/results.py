@@ -9,6 +9,10 @@ finished run's report.md under one heading per run, the raw material of RESULTS.
     python bench/results.py [--backend llamacpp | --backend vllm --base-url URL --concurrency 4]
                             [--only mccot-gsm8k,linc-prontoqa] [--out docs/runs] [--dry-run]
     python bench/results.py --report [--backend vllm]
+    python bench/results.py --page docs/RESULTS.md [--check]   # the page's tables, from the runs
+
+``--page`` rewrites every generated table of the page from the runs (bench/_results_page.py says
+how a table names its runs); with ``--check`` it only names the tables that differ, and fails.
 
 The settings are the papers' where this machine allows it (LINC: K=10 with the 8 FOLIO-train shots);
 example counts are 100, or 50 for LINC, whose K=10 samples of long programs take ~1-2 minutes an
@@ -25,7 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: bench/ is importable
+from bench import _results_page  # noqa: E402
 from bench._eval_cli import eval_command  # noqa: E402
+from bench.linc_variants import report as linc_report  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,22 @@ def report(out: Path, backend: str, runs: list[Run]) -> str:
     return "\n".join(parts)
 
 
+def page(path: Path, out: Path, *, check: bool) -> int:
+    """Sync ``path``'s tables with the runs under ``out`` (or, with ``check``, report the stale ones)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if check:
+            stale = _results_page.stale(text, out, linc_report)
+            for key in stale:
+                sys.stderr.write(f"{path}: the table '{key}' differs from its runs; run --page {path}\n")
+            return 1 if stale else 0
+        path.write_text(_results_page.sync(text, out, linc_report), encoding="utf-8")
+    except _results_page.PageError as exc:
+        sys.stderr.write(f"{path}: {exc}\n")
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "runs")
@@ -88,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated run names (default: every run)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     ap.add_argument("--report", action="store_true", help="print the finished runs' reports and exit")
+    ap.add_argument("--page", type=Path, help="rewrite this page's generated tables from the runs and exit")
+    ap.add_argument("--check", action="store_true", help="with --page: change nothing, fail if a table differs")
     args = ap.parse_args(argv)
+    if args.page:
+        return page(args.page, args.out, check=args.check)
     runs = selected(args.only)
     if args.report:
         sys.stdout.write(report(args.out, args.backend, runs))

@@ -1,0 +1,112 @@
+"""bench/results.py --page: RESULTS.md's tables are written from the run directories, and a table
+that no longer matches its runs is named (bench/_results_page.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import bench_module
+
+REPORT = """# agentkit eval: mccot on gsm8k
+
+| metric | value |
+|---|---|
+| accuracy | 12.0% |
+
+## Paired comparisons
+
+| a | b |
+"""
+PAGE = """# Results
+
+Hand-written prose stays as it is.
+
+<!-- runs: run llamacpp/mccot-gsm8k -->
+(to be generated)
+<!-- /runs -->
+
+<!-- runs: linc-variants llamacpp/linc-variants prontoqa -->
+<!-- /runs -->
+The end.
+"""
+
+
+def _linc_report(home: Path, datasets: list[str]) -> str:
+    return f"### {datasets[0]}\n\n| run | n |\n| paper | {len(list((home / datasets[0]).iterdir()))} |\n\n"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    run = tmp_path / "runs" / "llamacpp" / "mccot-gsm8k"
+    run.mkdir(parents=True)
+    (run / "report.md").write_text(REPORT, encoding="utf-8")
+    (tmp_path / "runs" / "llamacpp" / "linc-variants" / "prontoqa" / "paper").mkdir(parents=True)
+    return tmp_path / "runs"
+
+
+def test_sync_writes_each_table_from_its_runs_and_keeps_the_prose(root: Path) -> None:
+    page = bench_module("_results_page")
+    synced = page.sync(PAGE, root, _linc_report)
+    assert synced == """# Results
+
+Hand-written prose stays as it is.
+
+<!-- runs: run llamacpp/mccot-gsm8k -->
+| metric | value |
+|---|---|
+| accuracy | 12.0% |
+
+#### Paired comparisons
+
+| a | b |
+<!-- /runs -->
+
+<!-- runs: linc-variants llamacpp/linc-variants prontoqa -->
+### prontoqa
+
+| run | n |
+| paper | 1 |
+<!-- /runs -->
+The end.
+"""
+    assert page.stale(synced, root, _linc_report) == []
+    assert page.sync(synced, root, _linc_report) == synced
+
+
+def test_a_table_that_differs_from_its_runs_is_named(root: Path) -> None:
+    page = bench_module("_results_page")
+    synced = page.sync(PAGE, root, _linc_report)
+    assert page.stale(PAGE, root, _linc_report) == ["run llamacpp/mccot-gsm8k",
+                                                    "linc-variants llamacpp/linc-variants prontoqa"]
+    edited = synced.replace("| accuracy | 12.0% |", "| accuracy | 14.0% |")
+    assert page.stale(edited, root, _linc_report) == ["run llamacpp/mccot-gsm8k"]
+    (root / "llamacpp" / "linc-variants" / "prontoqa" / "sentence").mkdir()  # a run was added since
+    assert page.stale(synced, root, _linc_report) == ["linc-variants llamacpp/linc-variants prontoqa"]
+
+
+@pytest.mark.parametrize(("marker", "message"), [
+    ("run llamacpp/daslam-gsm8k", "daslam-gsm8k/report.md is missing; finish the run"),
+    ("linc-variants llamacpp/linc-variants folio-clean", "linc-variants/folio-clean is missing"),
+    ("table llamacpp/mccot-gsm8k", "use 'run BACKEND/NAME' or 'linc-variants BACKEND/DIR DATASET'"),
+])  # fmt: skip
+def test_a_marker_naming_no_runs_is_refused_with_what_to_do(root: Path, marker: str, message: str) -> None:
+    page = bench_module("_results_page")
+    with pytest.raises(page.PageError, match=message):
+        page.sync(f"<!-- runs: {marker} -->\n<!-- /runs -->\n", root, _linc_report)
+
+
+def test_the_cli_syncs_the_page_and_check_fails_on_a_stale_one(root: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    results = bench_module("results")
+    path = tmp_path / "RESULTS.md"
+    path.write_text("<!-- runs: run llamacpp/mccot-gsm8k -->\n<!-- /runs -->\n", encoding="utf-8")
+    assert results.main(["--page", str(path), "--out", str(root), "--check"]) == 1
+    assert "the table 'run llamacpp/mccot-gsm8k' differs from its runs" in capsys.readouterr().err
+    assert results.main(["--page", str(path), "--out", str(root)]) == 0
+    assert "| accuracy | 12.0% |" in path.read_text(encoding="utf-8")
+    assert results.main(["--page", str(path), "--out", str(root), "--check"]) == 0
+    path.write_text("<!-- runs: run vllm/mccot-gsm8k -->\n<!-- /runs -->\n", encoding="utf-8")
+    assert results.main(["--page", str(path), "--out", str(root)]) == 2
+    assert "vllm/mccot-gsm8k/report.md is missing" in capsys.readouterr().err
