@@ -93,7 +93,8 @@ class RunManifest(BaseModel):
     field_map: dict[str, str] | None = None
     dataset_sha256: str | None = None
     examples: int = 0
-    started_at: str = ""
+    started_at: str = Field("", description="when the run first started (a resume keeps it)")
+    resumed_at: list[str] = Field(default_factory=list, description="when each --resume continued the run")
     ray: dict[str, Any] | None = Field(None, description="where a Ray run ran (information only: a run "
                                        "may be resumed with or without Ray)")
 
@@ -143,6 +144,21 @@ def check_out_dir(out_dir: str | os.PathLike[str], identity: Mapping[str, Any], 
     if diffs:
         raise ConfigError(f"--resume: {out} holds a different run: {'; '.join(diffs)}. Resume with the same "
                           "pattern, dataset and options, or choose another --out")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _continued(out: Path, manifest: RunManifest) -> RunManifest:
+    """``manifest`` for a resumed run: the stored run's first start, and this resume appended to its
+    resumes, so run.json says when the results were made however often the run was continued."""
+    try:
+        old = RunManifest.model_validate_json((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no stored run to continue (check_out_dir refused an unreadable one)
+        return manifest
+    return manifest.model_copy(update={"started_at": old.started_at or manifest.started_at,
+                                       "resumed_at": [*old.resumed_at, manifest.started_at]})
 
 
 def _write_manifest(out: Path, manifest: RunManifest) -> None:
@@ -328,7 +344,7 @@ async def aevaluate(
     manifest = RunManifest(
         pattern=name, dataset=data.name, answer_kind=data.answer_kind, labels=data.labels, knobs=effective,
         provider="", model="", field_map=data.field_map, dataset_sha256=data.sha256, examples=len(data.examples),
-        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        started_at=_now(),
     )
     unknown = {"provider", "model"}  # until the backend (or an actor) is built: fail before that on the rest
     check_out_dir(out, manifest.model_dump(include=set(_IDENTITY) - unknown), resume=resume)
@@ -346,8 +362,8 @@ async def aevaluate(
         manifest = manifest.model_copy(update={"provider": identity["provider"], "model": identity["model"]})
         check_out_dir(out, manifest.model_dump(include=set(_IDENTITY)), resume=resume)
         log = ResultLog(out)
-        _write_manifest(out, manifest)
         done = log.finished
+        _write_manifest(out, _continued(out, manifest) if resume and done else manifest)
         todo = [e for e in data.examples
                 if e.id not in done or (retry_errors and done[e.id].failed_with_error)]
         _LOG.info("%s on %s: %d examples, %d already finished, %d to run", name, data.name,

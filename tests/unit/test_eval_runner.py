@@ -140,6 +140,20 @@ def test_resume_skips_finished_and_never_duplicates(replay, tmp_path: Path) -> N
     assert outcome.summary.n == 8
 
 
+def test_a_resumed_run_keeps_its_first_start_and_lists_each_resume(replay, tmp_path: Path, monkeypatch) -> None:
+    from agentkit.eval import runner
+
+    out, clock = tmp_path / "r", iter(["2026-11-01T10:00:00+00:00", "2026-11-02T10:00:00+00:00",
+                                       "2026-11-03T10:00:00+00:00"])
+    monkeypatch.setattr(runner, "_now", lambda: next(clock))
+    evaluate("direct", select_dataset("gsm8k", limit=2), replay(CASSETTE), out)
+    evaluate("direct", select_dataset("gsm8k", limit=3), replay(CASSETTE), out, resume=True)
+    evaluate("direct", select_dataset("gsm8k", limit=3), replay(CASSETTE), out, resume=True)  # nothing left
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["started_at"] == "2026-11-01T10:00:00+00:00"
+    assert manifest["resumed_at"] == ["2026-11-02T10:00:00+00:00", "2026-11-03T10:00:00+00:00"]
+
+
 def test_existing_results_need_resume(replay, tmp_path: Path, gsm8k: EvalDataset) -> None:
     out = tmp_path / "x"
     evaluate("direct", select_dataset("gsm8k", limit=1), replay(CASSETTE), out)
