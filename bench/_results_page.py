@@ -10,8 +10,9 @@ The page's prose is written by hand; every table in it sits between two markers 
     <!-- /runs -->                                     as it prints it
 
 Paths are relative to the runs root (docs/runs). ``sync`` rewrites every block from its runs;
-``stale`` names the blocks that differ from what their runs give, so a test can hold the page to the
-numbers the landed runs reproduce.
+``stale`` says which blocks differ from what their runs give, and which runs' comparison.json no
+longer recomputes from their results.jsonl (what ``agentkit eval --compare`` would print), so the
+page can be held to numbers the landed runs reproduce.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+
+from agentkit.errors import ConfigError
+from agentkit.eval.comparison import compare_dirs, load_comparisons
+from agentkit.eval.statistics import with_holm
 
 _BLOCK = re.compile(r"(<!-- runs: (?P<key>[^>]*?) -->\n)(?P<body>.*?)(<!-- /runs -->)", re.S)
 
@@ -63,7 +68,27 @@ def sync(page: str, root: Path, linc_report: Callable[[Path, list[str]], str]) -
     return _BLOCK.sub(lambda m: f"{m[1]}{block(m['key'], root, linc_report)}\n{m[4]}", page)
 
 
+def unreproduced(run_dir: Path) -> list[str]:
+    """The pairs of ``run_dir``'s comparison.json that its results no longer give: each is recomputed
+    from the run's and its baseline's results.jsonl (baseline ``b`` lives in ``baseline-<pattern>``)."""
+    try:
+        stored = load_comparisons(run_dir)
+        fresh = with_holm([compare_dirs(run_dir, run_dir / f"baseline-{c.b.split(' ')[0]}", a_name=c.a, b_name=c.b)
+                           for c in stored])
+    except ConfigError as exc:
+        return [str(exc)]
+    return [f"{old.a} vs {old.b}" for old, new in zip(stored, fresh, strict=True) if old != new]
+
+
 def stale(page: str, root: Path, linc_report: Callable[[Path, list[str]], str]) -> list[str]:
-    """The keys of the blocks whose text is not what their runs give."""
-    return [m["key"] for m in _BLOCK.finditer(page)
-            if m["body"] != block(m["key"], root, linc_report) + "\n"]
+    """What is out of date, one line each: a block whose text is not what its runs give, and a run
+    whose paired comparisons do not recompute from its results."""
+    found = []
+    for m in _BLOCK.finditer(page):
+        key = m["key"]
+        if m["body"] != block(key, root, linc_report) + "\n":
+            found.append(f"{key}: the table differs from its runs")
+        kind, *args = key.split()
+        if kind == "run":
+            found += [f"{key}: comparison.json does not recompute: {why}" for why in unreproduced(root / args[0])]
+    return found

@@ -12,7 +12,8 @@ finished run's report.md under one heading per run, the raw material of RESULTS.
     python bench/results.py --page docs/RESULTS.md [--check]   # the page's tables, from the runs
 
 ``--page`` rewrites every generated table of the page from the runs (bench/_results_page.py says
-how a table names its runs); with ``--check`` it only names the tables that differ, and fails.
+how a table names its runs); with ``--check`` it changes nothing and fails naming every table that
+differs from its runs and every run whose comparison.json its results.jsonl no longer reproduces.
 
 The settings are the papers' where this machine allows it (LINC: K=10 with the 8 FOLIO-train shots);
 example counts are 100, or 50 for LINC, whose K=10 samples of long programs take ~1-2 minutes an
@@ -91,8 +92,8 @@ def page(path: Path, out: Path, *, check: bool) -> int:
     try:
         if check:
             stale = _results_page.stale(text, out, linc_report)
-            for key in stale:
-                sys.stderr.write(f"{path}: the table '{key}' differs from its runs; run --page {path}\n")
+            for why in stale:
+                sys.stderr.write(f"{path}: {why}\n")
             return 1 if stale else 0
         path.write_text(_results_page.sync(text, out, linc_report), encoding="utf-8")
     except _results_page.PageError as exc:

@@ -1,13 +1,16 @@
 """bench/results.py --page: RESULTS.md's tables are written from the run directories, and a table
-that no longer matches its runs is named (bench/_results_page.py)."""
+that no longer matches its runs, or a run whose paired comparisons no longer recompute from its
+results, is named (bench/_results_page.py)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import bench_module
+from tests.unit.test_cli_eval import _patch_backend, cli, yes_no  # noqa: F401 (yes_no is a fixture)
 
 REPORT = """# agentkit eval: mccot on gsm8k
 
@@ -42,6 +45,7 @@ def root(tmp_path: Path) -> Path:
     run = tmp_path / "runs" / "llamacpp" / "mccot-gsm8k"
     run.mkdir(parents=True)
     (run / "report.md").write_text(REPORT, encoding="utf-8")
+    (run / "comparison.json").write_text("[]\n", encoding="utf-8")  # a run without baselines
     (tmp_path / "runs" / "llamacpp" / "linc-variants" / "prontoqa" / "paper").mkdir(parents=True)
     return tmp_path / "runs"
 
@@ -78,12 +82,17 @@ The end.
 def test_a_table_that_differs_from_its_runs_is_named(root: Path) -> None:
     page = bench_module("_results_page")
     synced = page.sync(PAGE, root, _linc_report)
-    assert page.stale(PAGE, root, _linc_report) == ["run llamacpp/mccot-gsm8k",
-                                                    "linc-variants llamacpp/linc-variants prontoqa"]
+    assert page.stale(PAGE, root, _linc_report) == [
+        "run llamacpp/mccot-gsm8k: the table differs from its runs",
+        "linc-variants llamacpp/linc-variants prontoqa: the table differs from its runs"]
     edited = synced.replace("| accuracy | 12.0% |", "| accuracy | 14.0% |")
-    assert page.stale(edited, root, _linc_report) == ["run llamacpp/mccot-gsm8k"]
+    assert page.stale(edited, root, _linc_report) == ["run llamacpp/mccot-gsm8k: the table differs from its runs"]
     (root / "llamacpp" / "linc-variants" / "prontoqa" / "sentence").mkdir()  # a run was added since
-    assert page.stale(synced, root, _linc_report) == ["linc-variants llamacpp/linc-variants prontoqa"]
+    assert page.stale(synced, root, _linc_report) == [
+        "linc-variants llamacpp/linc-variants prontoqa: the table differs from its runs"]
+    (root / "llamacpp" / "mccot-gsm8k" / "comparison.json").unlink()
+    (lost,) = page.stale(synced, root, _linc_report)[:1]
+    assert lost.startswith("run llamacpp/mccot-gsm8k: comparison.json does not recompute: ") and "cannot read it" in lost
 
 
 @pytest.mark.parametrize(("marker", "message"), [
@@ -103,10 +112,32 @@ def test_the_cli_syncs_the_page_and_check_fails_on_a_stale_one(root: Path, tmp_p
     path = tmp_path / "RESULTS.md"
     path.write_text("<!-- runs: run llamacpp/mccot-gsm8k -->\n<!-- /runs -->\n", encoding="utf-8")
     assert results.main(["--page", str(path), "--out", str(root), "--check"]) == 1
-    assert "the table 'run llamacpp/mccot-gsm8k' differs from its runs" in capsys.readouterr().err
+    assert "run llamacpp/mccot-gsm8k: the table differs from its runs" in capsys.readouterr().err
     assert results.main(["--page", str(path), "--out", str(root)]) == 0
     assert "| accuracy | 12.0% |" in path.read_text(encoding="utf-8")
-    assert results.main(["--page", str(path), "--out", str(root), "--check"]) == 0
     path.write_text("<!-- runs: run vllm/mccot-gsm8k -->\n<!-- /runs -->\n", encoding="utf-8")
     assert results.main(["--page", str(path), "--out", str(root)]) == 2
     assert "vllm/mccot-gsm8k/report.md is missing" in capsys.readouterr().err
+
+
+def test_a_run_whose_comparisons_no_longer_recompute_from_its_results_is_named(yes_no, monkeypatch,  # noqa: F811
+                                                                                tmp_path: Path) -> None:
+    from tests.unit.fake_answers import FakeAnswers
+
+    page, results = bench_module("_results_page"), bench_module("results")
+    _patch_backend(monkeypatch, lambda: FakeAnswers(lambda question, i: "yes" if "2" in question else "no"))
+    run = tmp_path / "runs" / "llamacpp" / "toy"
+    r = cli("eval", "mccot", "--dataset", yes_no, "--samples", "3", "--baselines", "--out", run, "--no-progress")
+    assert r.exit_code == 0, r.output
+    path = tmp_path / "RESULTS.md"
+    path.write_text("<!-- runs: run llamacpp/toy -->\n<!-- /runs -->\n", encoding="utf-8")
+    assert results.main(["--page", str(path), "--out", str(tmp_path / "runs")]) == 0
+    assert results.main(["--page", str(path), "--out", str(tmp_path / "runs"), "--check"]) == 0
+    assert page.unreproduced(run) == []
+
+    direct = run / "baseline-direct" / "results.jsonl"  # one baseline result changed after the comparison
+    rows = [json.loads(line) for line in direct.read_text(encoding="utf-8").splitlines()]
+    rows[0]["correct"] = not rows[0]["correct"]
+    direct.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert page.unreproduced(run) == ["mccot vs direct"]
+    assert results.main(["--page", str(path), "--out", str(tmp_path / "runs"), "--check"]) == 1
