@@ -1,4 +1,6 @@
-"""bench/engine.py part (e): llama.cpp's prefix cache under concurrency, one slot vs several.
+"""bench/engine.py part (e): llama.cpp's prefix cache under concurrency: one slot vs several
+(``--arms slots``), or the admission rule that evicts the prefix a request would reuse whenever cells
+run short vs the one that waits for a running request instead (``--arms wait``, one slot each).
 
 An eval at ``--concurrency C`` keeps requests of different problems (and steps) in flight at once.
 With one prefix slot the batch keeps only the last prompt started, so the problems evict each
@@ -8,6 +10,7 @@ other's prefix; with ``prefix_cache_slots`` of them each keeps its own. Workload
   per problem, each sharing the problem's long prefix, so interleaved problems thrash one slot;
 - ``daslam``: DaSLaM on GSM8K, whose steps share one long prefix-first prompt head.
 
+The evicting arm is the scheduler with its wait turned off (``_evicting``); nothing else differs.
 Both arms run the same examples with the same knobs on their own LlamaCppBackend, alternating
 which goes first each round. Figures per arm: prompt tokens decoded (the usage the eval summed)
 and served from the prefix cache (the scheduler's counter; neither moves with load), wall seconds
@@ -46,13 +49,27 @@ def _arm(backend: Any, data: Any, args: argparse.Namespace, out: Path) -> dict[s
             "input_tokens": outcome.summary.input_tokens, "examples": outcome.summary.n}
 
 
+def _evicting(backend: Any) -> Any:
+    """``backend`` with the admission rule before the wait: a request that does not fit evicts
+    cache entries, the one it would reuse last, even while other requests run."""
+    sched = backend._scheduler
+    make_room = sched._make_room
+    sched._make_room = lambda job, free, *, others_running: make_room(job, free, others_running=False)
+    return backend
+
+
 def part_e(args: argparse.Namespace) -> dict[str, Any]:
     from agentkit.backends.llamacpp import LlamaCppBackend
     from agentkit.eval.runner import select_dataset
 
     data = select_dataset(WORKLOADS[args.workload][1], limit=args.cases or 2)
-    arms = {"1 slot": LlamaCppBackend(n_threads=args.threads or 1, prefix_cache_slots=1),
-            f"{args.slots} slots": LlamaCppBackend(n_threads=args.threads or 1, prefix_cache_slots=args.slots)}
+    threads = args.threads or 1
+    if args.arms == "wait":
+        arms = {"evict": _evicting(LlamaCppBackend(n_threads=threads, prefix_cache_slots=1)),
+                "wait": LlamaCppBackend(n_threads=threads, prefix_cache_slots=1)}
+    else:
+        arms = {"1 slot": LlamaCppBackend(n_threads=threads, prefix_cache_slots=1),
+                f"{args.slots} slots": LlamaCppBackend(n_threads=threads, prefix_cache_slots=args.slots)}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in arms}
     order = list(arms)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,6 +90,8 @@ def part_e(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arms", choices=("slots", "wait"), default="slots",
+                        help="(e) 1 slot vs --slots, or evicting vs waiting admission (1 slot each)")
     parser.add_argument("--slots", type=int, default=4, help="(e) prefix-cache slots of the second arm")
     parser.add_argument("--concurrency", type=int, default=2, help="(e) the eval's examples in flight")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="linc-sentence", help="(e) what is evaluated")

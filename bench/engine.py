@@ -13,7 +13,8 @@ Parts (each its own function, selected with --part; results in docs/BENCHMARKS.m
     of one decode step by the number of sequences in it (1, 2, 4, 8): the most batching can save
     on this machine. Target: batched <= 0.5 x the sequential wall time.
 (b)-(d) vLLM prefix layouts (MAJ, DaSLaM) and guided-decoding speed: bench/_engine_vllm.py.
-(e) llama.cpp's prefix cache at eval concurrency, one slot vs several: bench/_engine_prefix.py.
+(e) llama.cpp's prefix cache at eval concurrency, one slot vs several, or evicting vs waiting for
+    room: bench/_engine_prefix.py.
 
 Usage::
 
@@ -21,7 +22,7 @@ Usage::
                                     [--json PATH]
     python bench/engine.py --part b|c|d [--vllm-url URL] [--cases N] [--rounds N] [--reps N] [--json PATH]
     python bench/engine.py --part e [--workload linc-sentence|daslam] [--cases 2] [--rounds 2] [--concurrency 2]
-                                    [--slots 4] [--json PATH]
+                                    [--arms slots|wait] [--slots 4] [--json PATH]
 """
 
 from __future__ import annotations

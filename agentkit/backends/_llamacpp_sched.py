@@ -13,7 +13,8 @@ its own sequence id), so concurrent requests of different kinds (a pattern's ste
 examples at ``--concurrency``) each find their own prefix instead of evicting one another's. A
 request reuses the entry sharing the longest prefix with its prompt; its prompt then joins the
 cache in place of any entry it extends, else of the least recently used one. Entries are also
-evicted, least recently used first, when a job needs their cells.
+evicted, least recently used first, when a job needs their cells; but while other requests run, a
+job waits for one of them to finish rather than evict the entry it would itself reuse.
 """
 
 from __future__ import annotations
@@ -257,8 +258,9 @@ class BatchScheduler:
                 continue
             if job.n > len(self._free_ids) or job.cells > ctx.n_cells - self._reserved:
                 break  # it waits for room, and so does everything behind it
-            if job.cells > ctx.n_cells - self._reserved - self._cached_cells():
-                self._make_room(job, ctx.n_cells - self._reserved)
+            if job.cells > ctx.n_cells - self._reserved - self._cached_cells() and not self._make_room(
+                    job, ctx.n_cells - self._reserved, others_running=bool(self._active or taken)):
+                break  # it waits for a running request to finish rather than lose the prefix it reuses
             self._pending.popleft()
             job.seq_ids = [self._free_ids.pop() for _ in range(job.n)]
             self._reserved += job.cells
@@ -345,14 +347,24 @@ class BatchScheduler:
         self._ctx.share(holder, [seq_id])
         self._cache.append(_Prefix(seq_id, list(prompt), canonical))
 
-    def _make_room(self, job: Job, free: int) -> None:
-        """Evict entries, least recently used first, until ``job`` fits in ``free`` cells; the entry
-        it would reuse goes last (evicting it first would only make the job decode it again)."""
-        mine, _ = self._best_prefix(job.prompt, canonical_only=False)
+    def _make_room(self, job: Job, free: int, *, others_running: bool) -> bool:
+        """Evict entries, least recently used first, until ``job`` fits in ``free`` cells; whether it fits.
+
+        The entry it would reuse goes last, and only when nothing else runs. While other requests
+        run, the job waits for one of them to finish instead: evicting its prefix would make it, and
+        each request of its kind after it, decode that prefix again. A batch full of per-sentence
+        LINC requests (prompt + max_tokens each, the shared prefix cached) otherwise evicted the
+        prefix at every admission and re-decoded every prompt whole."""
+        mine, shared = self._best_prefix(job.prompt, canonical_only=False)
+        if min(shared, len(job.prompt) - 1) < PREFILL_BLOCK:
+            mine = None  # not a whole chunk to reuse: nothing worth waiting for
         for entry in sorted(self._cache, key=lambda e: e is mine):  # stable: LRU order otherwise
             if job.cells <= free - self._cached_cells():
-                return
+                return True
+            if entry is mine and others_running:
+                return False
             self._evict(entry)
+        return job.cells <= free - self._cached_cells()
 
     def _evict(self, entry: _Prefix) -> None:
         if self._ctx is not None:

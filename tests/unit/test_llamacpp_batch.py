@@ -451,3 +451,26 @@ def test_when_cells_run_short_the_prefix_a_request_would_reuse_is_evicted_last()
     result(needy)
     assert needy.reused == 64  # family 1 survived: the busy prompt and family 3 made the room
     busy.cancel()
+
+
+def test_while_others_run_a_request_waits_for_room_rather_than_evict_the_prefix_it_reuses() -> None:
+    """One slot, a full batch: evicting the cached prefix to admit the next request of its kind would
+    make it decode the whole prompt again (per-sentence LINC re-decoded every prompt that way). It
+    waits for a running request to finish instead, then reuses the prefix."""
+    sched, made = make(min_cells=2048, max_cells=2048, step_delay=0.002, prefix_slots=1)
+    long_one = job(1, max_new=600, seed=1, prompt=[9, 9, 5])  # 603 cells, runs ~600 steps
+    short_one = job(1, max_new=300, seed=1, prompt=[8, 8, 5])  # 303 cells, finishes first
+    sched.submit(long_one)
+    sched.submit(short_one)
+    first = job(1, max_new=2, prompt=_family(1, [2]))
+    sched.submit(first)
+    result(first)  # the cache now holds its 71-token prompt
+    assert not short_one.future.done()
+    # 2048 - 906 reserved - 71 cached = 1071 free: this request (1112 cells) fits only without the prefix
+    needy = job(1, max_new=1040, prompt=_family(1, [5]))
+    sched.submit(needy)
+    result(needy)
+    assert short_one.future.done() and not long_one.future.done()  # it waited for the short one...
+    assert needy.reused == 64  # ...and reused the prefix instead of decoding it again
+    long_one.cancel()
+    wait_idle(sched)
