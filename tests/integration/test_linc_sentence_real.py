@@ -82,3 +82,9 @@ def test_sentence_translation_with_the_grounded_grammar_uses_only_the_inputs_wor
                 assert _from_the_words(atom.pred, words), (atom.pred, formula)
         assert sample.label in ("True", "False", "Uncertain", "Error")
     assert out.k == 2 and len(out.samples) == 2
+    # the sentence requests share their long prefix (instructions, shots, vocabulary): the batch reuses
+    # it from the prefix cache instead of decoding every prompt whole (24% reused when admissions
+    # evicted it, 94% since they wait; bench/engine.py --part e --arms wait)
+    inner = backend.inner
+    prompt_tokens = sum(len(inner._prompt_tokens(inner.format_prompt(r))) for r in backend.requests)
+    assert inner._scheduler.reused_tokens >= 0.75 * prompt_tokens, (inner._scheduler.reused_tokens, prompt_tokens)
