@@ -54,13 +54,10 @@ def block(key: str, root: Path, linc_report: Callable[[Path, list[str]], str]) -
     if kind == "linc-variants" and len(args) == 2:
         home, dataset = root / args[0], args[1]
         if not (home / dataset).is_dir():
-            raise PageError(f"runs: linc-variants: {home / dataset} is missing")
+            raise PageError(f"runs: linc-variants: {home / dataset} is missing; run bench/linc_variants.py "
+                            f"--out {home} --datasets {dataset}")
         return linc_report(home, [dataset]).strip("\n")
     raise PageError(f"<!-- runs: {key} -->: use 'run BACKEND/NAME' or 'linc-variants BACKEND/DIR DATASET'")
-
-
-def keys(page: str) -> list[str]:
-    return [m["key"] for m in _BLOCK.finditer(page)]
 
 
 def sync(page: str, root: Path, linc_report: Callable[[Path, list[str]], str]) -> str:
