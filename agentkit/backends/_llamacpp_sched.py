@@ -290,8 +290,7 @@ class BatchScheduler:
         self._active.append(job)
         first = job.seq_ids[0]
         source, shared = self._best_prefix(job.prompt, canonical_only=alone)
-        # whole chunks only, and never the last prompt token: its logits are what the samples draw from
-        reuse = min(shared, len(job.prompt) - 1) // PREFILL_BLOCK * PREFILL_BLOCK
+        reuse = _reusable(shared, job.prompt)
         try:
             job.seqs = [self._sequence(job, i, seq_id) for i, seq_id in enumerate(job.seq_ids)]
             if alone:
@@ -356,7 +355,7 @@ class BatchScheduler:
         LINC requests (prompt + max_tokens each, the shared prefix cached) otherwise evicted the
         prefix at every admission and re-decoded every prompt whole."""
         mine, shared = self._best_prefix(job.prompt, canonical_only=False)
-        if min(shared, len(job.prompt) - 1) < PREFILL_BLOCK:
+        if not _reusable(shared, job.prompt):
             mine = None  # not a whole chunk to reuse: nothing worth waiting for
         for entry in sorted(self._cache, key=lambda e: e is mine):  # stable: LRU order otherwise
             if job.cells <= free - self._cached_cells():
@@ -420,6 +419,12 @@ class BatchScheduler:
             if not job.cancelled:
                 _resolve(job, job.error)
         self._active = keep
+
+
+def _reusable(shared: int, prompt: list[int]) -> int:
+    """The cached tokens a prompt sharing ``shared`` tokens with an entry can take: whole chunks only,
+    and never the last prompt token (its logits are what the samples draw from)."""
+    return min(shared, len(prompt) - 1) // PREFILL_BLOCK * PREFILL_BLOCK
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
