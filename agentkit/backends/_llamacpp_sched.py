@@ -349,11 +349,10 @@ class BatchScheduler:
     def _make_room(self, job: Job, free: int, *, others_running: bool) -> bool:
         """Evict entries, least recently used first, until ``job`` fits in ``free`` cells; whether it fits.
 
-        The entry it would reuse goes last, and only when nothing else runs. While other requests
-        run, the job waits for one of them to finish instead: evicting its prefix would make it, and
-        each request of its kind after it, decode that prefix again. A batch full of per-sentence
-        LINC requests (prompt + max_tokens each, the shared prefix cached) otherwise evicted the
-        prefix at every admission and re-decoded every prompt whole."""
+        The entry it would reuse goes last, and only when nothing else runs: while other requests
+        run, the job waits for one to finish, since evicting its prefix would make it and each
+        request of its kind after it decode that prefix again (a batch of per-sentence LINC
+        requests did so at every admission, re-decoding every prompt whole)."""
         mine, shared = self._best_prefix(job.prompt, canonical_only=False)
         if not _reusable(shared, job.prompt):
             mine = None  # not a whole chunk to reuse: nothing worth waiting for
@@ -428,12 +427,7 @@ def _reusable(shared: int, prompt: list[int]) -> int:
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def _as_backend_error(exc: Exception) -> AgentkitError:
