@@ -82,9 +82,10 @@ def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace,
 
 def _eval(out: Path, dataset: str, name: str, args: argparse.Namespace, *, run: str | None = None,
           options: list[str] = ()) -> None:
-    """``agentkit eval NAME`` on the dataset into ``<dataset>/<run or NAME>``, resuming a started run."""
+    """``agentkit eval NAME`` on the dataset into ``<dataset>/<run or NAME>``, resuming a started run, at
+    the variants' concurrency (a vLLM server is otherwise left serving one request at a time)."""
     command = eval_command(name, dataset, args.limit, _home(out, dataset) / (run or name), args.backend,
-                           args.base_url, options)
+                           args.base_url, [*options, "--concurrency", str(args.concurrency)])
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 

@@ -92,3 +92,18 @@ def test_the_budget_vote_waits_for_the_grounded_run_then_takes_its_rounded_up_me
     assert knobs["budget"] == {"pattern": "linc grounded", "rule": "ceil(mean samples per example)",
                                "mean_samples": 97.6667, "examples": 3}
     assert options[:4] == ["--seed", "1", "--samples", "98"]
+
+
+def test_the_baselines_run_at_the_variants_concurrency(tmp_path: Path, monkeypatch) -> None:
+    bench = _bench()
+    commands: list[list[str]] = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda command, **kw: commands.append(command))
+    args = argparse.Namespace(limit=4, samples=5, seed=1, concurrency=16, backend="vllm",
+                              base_url=["http://127.0.0.1:8000/v1"])
+
+    bench.run_baselines(tmp_path, "prontoqa", args)
+
+    assert [c[c.index("eval") + 1] for c in commands] == ["direct", "cot", "sc", "majority-label"]
+    for command in commands:
+        assert command[command.index("--concurrency") + 1] == "16"
+        assert "--base-url=http://127.0.0.1:8000/v1" in command
