@@ -14,7 +14,8 @@ script resumes.
 
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
         [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded] \\
-        [--baselines] [--budget-baseline] [--concurrency 2] [--backend llamacpp | --backend vllm --base-url URL]
+        [--baselines] [--budget-baseline] [--concurrency 2]
+        [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48]
     python bench/linc_variants.py --out runs/linc-variants --report   # the tables, from finished runs
 
 The report gives, per dataset, every run's accuracy, balanced accuracy, degenerate and
@@ -75,7 +76,11 @@ def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace,
     home = _home(out, dataset)
     cassette = home / f"{variant}.cassette.jsonl"
     recording = ReplayBackend(cassette, record_from=live)
-    evaluate("linc", data, recording, home / variant, knobs=knobs, concurrency=args.concurrency, resume=True)
+    outcome = evaluate("linc", data, recording, home / variant, knobs=knobs, concurrency=args.concurrency,
+                       resume=True)
+    if not outcome.complete:  # the twin replays the cassette, which lacks the unfinished examples
+        raise SystemExit(f"{variant} on {dataset} left {len(outcome.lost)} examples unfinished "
+                         f"({outcome.stopped or 'backend failures'}); rerun to resume it, then its checks twin runs")
     evaluate("linc", data, ReplayBackend(cassette), home / f"{variant}+checks",
              knobs={**knobs, "checks": True}, concurrency=args.concurrency, resume=True)
 
@@ -86,6 +91,8 @@ def _eval(out: Path, dataset: str, name: str, args: argparse.Namespace, *, run: 
     the variants' concurrency (a vLLM server is otherwise left serving one request at a time)."""
     command = eval_command(name, dataset, args.limit, _home(out, dataset) / (run or name), args.backend,
                            args.base_url, [*options, "--concurrency", str(args.concurrency)])
+    if args.max_in_flight:
+        command += ["--max-in-flight", str(args.max_in_flight)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -177,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"also run {BUDGET_RUN} (after the variants), once {BUDGET_SOURCE} has finished")
     ap.add_argument("--backend", default="llamacpp")
     ap.add_argument("--base-url", action="append")
+    ap.add_argument("--max-in-flight", type=int,
+                    help="sequences each server generates at once; more queue in the client, so a long "
+                         "program's request is not timed out while 16 requests of n samples share one CPU server")
     ap.add_argument("--report", action="store_true", help="print the tables of the finished runs and exit")
     args = ap.parse_args(argv)
     if args.report:
@@ -187,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; use {', '.join(VARIANTS)}")
-    live = make_backend(args.backend, base_url=args.base_url) if variants else None
+    live = make_backend(args.backend, base_url=args.base_url, max_in_flight=args.max_in_flight) if variants else None
     for dataset in (d for d in args.datasets.split(",") if d):
         if args.baselines:
             run_baselines(args.out, dataset, args)

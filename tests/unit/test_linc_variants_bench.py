@@ -9,7 +9,10 @@ import shutil
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from agentkit.cli._common import pattern_knobs
+from agentkit.errors import GenerationTimeout
 from agentkit.graphs import get_pattern
 from tests.helpers import bench_module
 from tests.unit.test_linc import HAWKS, Scripted, _program
@@ -99,11 +102,35 @@ def test_the_baselines_run_at_the_variants_concurrency(tmp_path: Path, monkeypat
     commands: list[list[str]] = []
     monkeypatch.setattr(bench.subprocess, "run", lambda command, **kw: commands.append(command))
     args = argparse.Namespace(limit=4, samples=5, seed=1, concurrency=16, backend="vllm",
-                              base_url=["http://127.0.0.1:8000/v1"])
+                              base_url=["http://127.0.0.1:8000/v1"], max_in_flight=48)
 
     bench.run_baselines(tmp_path, "prontoqa", args)
 
     assert [c[c.index("eval") + 1] for c in commands] == ["direct", "cot", "sc", "majority-label"]
     for command in commands:
         assert command[command.index("--concurrency") + 1] == "16"
+        assert command[command.index("--max-in-flight") + 1] == "48"
         assert "--base-url=http://127.0.0.1:8000/v1" in command
+
+
+class _Down:
+    """A server that never answers: every request fails as a backend fault."""
+
+    provider, model = "vllm", "down"
+
+    async def generate(self, request: object) -> object:
+        raise GenerationTimeout("POST /v1/chat/completions sent no answer within 300s")
+
+
+def test_a_variant_run_that_stops_early_does_not_start_its_checks_twin(tmp_path: Path) -> None:
+    bench = _bench()
+    data = tmp_path / "hawks.jsonl"
+    data.write_text("".join(json.dumps({"id": f"h{i}", "premises": HAWKS.premises, "conclusion": HAWKS.conclusion,
+                                        "label": "False"}) + "\n" for i in range(4)), encoding="utf-8")
+    args = argparse.Namespace(limit=None, samples=3, seed=1, concurrency=1)
+
+    with pytest.raises(SystemExit, match="paper on .*hawks.jsonl left 4 examples unfinished.*rerun to resume"):
+        bench.run_variant(tmp_path / "runs", str(data), "paper", args, _Down())
+
+    home = tmp_path / "runs" / "hawks"
+    assert not (home / "paper+checks").exists()  # its replay would have missed the unfinished examples
