@@ -17,6 +17,7 @@ script resumes.
         [--baselines] [--budget-baseline] [--concurrency 2]
         [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48]
     python bench/linc_variants.py --out runs/linc-variants --report   # the tables, from finished runs
+    python bench/linc_variants.py --out runs/linc-variants --pack     # gzip the cassettes, to commit them
 
 The report gives, per dataset, every run's accuracy, balanced accuracy, degenerate and
 inconsistent shares and answer distribution; then three families of paired comparisons (exact
@@ -25,6 +26,12 @@ against its budget-matched vote (paper mode's against ``sc``, the per-sentence r
 ``sc-sentence-budget``); and every LINC run against the best of the direct, cot and sc baselines
 (the pairs the budget family already shows left out).
 
+The cassettes grow to megabytes per dataset (every sentence request holds the worked examples),
+but compress ~45x. ``--pack`` writes each as ``<variant>.cassette.jsonl.gz`` (the form kept in
+git; the plain files are ignored) and a run restores a missing plain cassette from it, so a run
+packed at one stop resumes at the next from a fresh clone, and its twin still finds every
+generation.
+
 Two processes with disjoint ``--variants``/``--datasets`` use a 2-core machine fully (llama.cpp
 decodes on one thread).
 """
@@ -32,8 +39,10 @@ decodes on one thread).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,11 +79,33 @@ def _home(out: Path, dataset: str) -> Path:
     return out / (Path(dataset).stem if dataset.endswith((".json", ".jsonl")) else dataset)
 
 
+def _unpacked(cassette: Path) -> Path:
+    """``cassette``, restored from its packed copy when only that is there (see the module docstring)."""
+    packed = cassette.with_name(cassette.name + ".gz")
+    if not cassette.exists() and packed.exists():
+        with gzip.open(packed, "rb") as src, cassette.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return cassette
+
+
+def pack(out: Path) -> list[Path]:
+    """Write every cassette under ``out`` as ``.gz`` beside it (reproducibly: no name or time in the
+    header, so an unchanged cassette packs to the same bytes); the packed files."""
+    packed = []
+    for cassette in sorted(out.rglob("*.cassette.jsonl")):
+        target = cassette.with_name(cassette.name + ".gz")
+        with cassette.open("rb") as src, target.open("wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as dst:
+            shutil.copyfileobj(src, dst)
+        packed.append(target)
+    return packed
+
+
 def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace, live: Any) -> None:
     data = select_dataset(dataset, limit=args.limit)
     knobs = {"k": args.samples, "seed": args.seed, **VARIANTS[variant]}
     home = _home(out, dataset)
-    cassette = home / f"{variant}.cassette.jsonl"
+    cassette = _unpacked(home / f"{variant}.cassette.jsonl")
     recording = ReplayBackend(cassette, record_from=live)
     outcome = evaluate("linc", data, recording, home / variant, knobs=knobs, concurrency=args.concurrency,
                        resume=True)
@@ -188,7 +219,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="sequences each server generates at once; more queue in the client, so a long "
                          "program's request is not timed out while 16 requests of n samples share one CPU server")
     ap.add_argument("--report", action="store_true", help="print the tables of the finished runs and exit")
+    ap.add_argument("--pack", action="store_true", help="write every cassette under --out as .gz and exit")
     args = ap.parse_args(argv)
+    if args.pack:
+        for packed in pack(args.out):
+            sys.stdout.write(f"{packed}\n")
+        return 0
     if args.report:
         sys.stdout.write(report(args.out, [d for d in args.datasets.split(",") if d]) + "\n")
         return 0

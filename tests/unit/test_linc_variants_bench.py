@@ -134,3 +134,29 @@ def test_a_variant_run_that_stops_early_does_not_start_its_checks_twin(tmp_path:
 
     home = tmp_path / "runs" / "hawks"
     assert not (home / "paper+checks").exists()  # its replay would have missed the unfinished examples
+
+
+def test_a_packed_cassette_is_restored_so_a_fresh_clone_resumes_the_variant_and_its_twin(tmp_path: Path) -> None:
+    bench = _bench()
+    data = tmp_path / "hawks.jsonl"
+    row = {"premises": HAWKS.premises, "conclusion": HAWKS.conclusion, "label": "False"}
+    data.write_text("".join(json.dumps({"id": i, **row}) + "\n" for i in ("h0", "h1")), encoding="utf-8")
+    args = argparse.Namespace(limit=1, samples=3, seed=1, concurrency=1)
+    bench.run_variant(tmp_path / "runs", str(data), "paper", args, Scripted([COPIES_THE_CONCLUSION] * 3))
+    home = tmp_path / "runs" / "hawks"
+
+    (packed,) = bench.pack(tmp_path / "runs")
+    assert packed == home / "paper.cassette.jsonl.gz"
+    first = packed.read_bytes()
+    bench.pack(tmp_path / "runs")
+    assert packed.read_bytes() == first  # an unchanged cassette packs to the same bytes: no spurious diffs
+
+    (home / "paper.cassette.jsonl").unlink()  # what a fresh clone has: the packed copy only
+    parser = Scripted([COPIES_THE_CONCLUSION] * 3)
+    args.limit = 2  # h1 is the same problem again: the same request
+    bench.run_variant(tmp_path / "runs", str(data), "paper", args, parser)
+
+    assert parser.requests == []  # h1's request was served from the restored cassette
+    for name in ("paper", "paper+checks"):
+        ids = [json.loads(line)["id"] for line in (home / name / "results.jsonl").read_text().splitlines()]
+        assert ids == ["h0", "h1"]
