@@ -8,11 +8,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from agentkit.graphs import daslam, mccot
 
 from agentkit import persistence
 from agentkit.eval import load_dataset
 from agentkit.graph import NodeFinished, RunFinished
+from agentkit.graphs import daslam, mccot
 from tests.helpers import Recording
 
 pytestmark = pytest.mark.integration

@@ -42,10 +42,9 @@ class _Counting:
 
 
 def build(block_at: int | None = None) -> tuple[Any, dict[str, int], dict[str, str]]:
-    from agentkit.graphs import daslam
-
     from agentkit.backends.replay import ReplayBackend
     from agentkit.eval import load_dataset
+    from agentkit.graphs import daslam
 
     shared = {"calls": 0}
     solver = _Counting(ReplayBackend(CASSETTES / "daslam_solver.jsonl"), shared, block_at)

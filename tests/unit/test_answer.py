@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from agentkit.errors import ConfigError, VerifierError
 from agentkit.verifiers.answer import (
     LOGIC_LABEL_SYNONYMS,
     AnswerMatchVerifier,
@@ -21,11 +26,6 @@ from agentkit.verifiers.answer import (
     normalize_number,
     normalize_text,
 )
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-from pydantic import BaseModel
-
-from agentkit.errors import ConfigError, VerifierError
 
 DATA = Path(__file__).resolve().parents[2] / "agentkit" / "eval" / "data"
 KINDS = ("number", "label", "latex", "text")

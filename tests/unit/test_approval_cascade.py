@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from agentkit.graphs import cascade, mccot
-from agentkit.graphs.cascade import Tier
 from typer.testing import CliRunner
 
 from agentkit import persistence
@@ -19,6 +17,8 @@ from agentkit.cli import app
 from agentkit.errors import ConfigError
 from agentkit.eval import Prices
 from agentkit.graph import Paused
+from agentkit.graphs import cascade, mccot
+from agentkit.graphs.cascade import Tier
 from tests.helpers import Recording
 from tests.unit import _approval_worker as worker
 

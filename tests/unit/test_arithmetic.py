@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agentkit.errors import InputError, VerifierError
 from agentkit.verifiers.arithmetic import (
     MAX_BITS,
     ArithmeticDomainError,
@@ -23,10 +27,6 @@ from agentkit.verifiers.arithmetic import (
     evaluate,
     find_claims,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from agentkit.errors import InputError, VerifierError
 
 DATA = Path(__file__).resolve().parents[2] / "agentkit" / "eval" / "data" / "gsm8k"
 SENTINEL = Path("/tmp/AK_SENTINEL")

@@ -10,6 +10,7 @@ import agentkit.backends
 from agentkit import decoding
 from agentkit.backends._grammar_cache import GrammarCache
 
+
 def test_grammar_cache_keeps_its_old_import_path() -> None:
     assert decoding.GrammarCache is GrammarCache
 

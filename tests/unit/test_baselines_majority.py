@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentkit.graphs import baselines, get_pattern
 
 from agentkit.cli._eval_baselines import majority_label_knobs, plan
 from agentkit.errors import ConfigError
 from agentkit.eval import DatasetSpec, register_dataset, unregister_dataset
 from agentkit.eval.runner import evaluate, select_dataset
+from agentkit.graphs import baselines, get_pattern
 from agentkit.vocab import Example
 
 

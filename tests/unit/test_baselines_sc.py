@@ -9,12 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
-from agentkit.graphs import baselines, get_pattern
 
 from agentkit.cli._eval_baselines import Planned, sc_budget, settle_sc
 from agentkit.errors import ConfigError
 from agentkit.eval.metrics import ExampleResult
 from agentkit.eval.runner import evaluate, select_dataset
+from agentkit.graphs import baselines, get_pattern
 from tests.unit.fake_answers import FakeAnswers
 
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from agentkit.graphs import cascade, get_pattern, mccot
-from agentkit.graphs.cascade import Tier
-from agentkit.verifiers import verifier
-from agentkit.verifiers.base import Verdict
 from pydantic import BaseModel, Field
 
 from agentkit import Agent, Sampling
 from agentkit.errors import BackendUnavailable, ConfigError
 from agentkit.eval import Example, Prices
+from agentkit.graphs import cascade, get_pattern, mccot
+from agentkit.graphs.cascade import Tier
+from agentkit.verifiers import verifier
+from agentkit.verifiers.base import Verdict
 from tests.helpers import Flaky, Recording
 
 QUESTION = "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there in total?"

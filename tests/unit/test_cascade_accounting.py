@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from agentkit.graphs import cascade
-from agentkit.graphs._cascade_accounting import summarize
 
 from agentkit.eval.metrics import ExampleResult
 from agentkit.eval.runner import evaluate, select_dataset
+from agentkit.graphs import cascade
+from agentkit.graphs._cascade_accounting import summarize
 from tests.unit.fake_answers import FakeAnswers
 
 # sure: every sample says 12 (agreement 1, the small tier keeps it); unsure: samples 0 and 1 say 1 and 2,

@@ -9,11 +9,11 @@ import json
 import time
 from pathlib import Path
 
-from agentkit.graphs import mccot
 from typer.testing import CliRunner
 
 from agentkit import persistence
 from agentkit.graph import NodeFinished, RunFinished
+from agentkit.graphs import mccot
 from tests.helpers import Recording
 from tests.unit.test_persistence import State, chain
 from tests.unit.test_persistence_cli import QUESTION, backend  # noqa: F401  (fixture)

@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel, Field
+
+from agentkit.errors import ConfigError, ToolError
 from agentkit.tools import (
     Tool,
     ToolArgumentError,
@@ -19,10 +23,6 @@ from agentkit.tools import (
     format_exact,
     tool,
 )
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import BaseModel, Field
-
-from agentkit.errors import ConfigError, ToolError
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = Path("/tmp/AK_SENTINEL")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from agentkit.graphs import get_pattern
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -24,6 +23,7 @@ from agentkit import END, START, Graph, _tracing_setup, tracing
 from agentkit.backends.base import OutputConstraint
 from agentkit.decoding import GrammarCache
 from agentkit.errors import BackendError
+from agentkit.graphs import get_pattern
 from agentkit.reducers import Tally
 from tests.helpers import Flaky, Recording
 from tests.unit.test_runtime import QUESTIONS, panel_graph

@@ -18,7 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from agentkit.graphs import mccot
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -29,6 +28,7 @@ import agentkit.tracing
 from agentkit._trace_export import Exporters, JsonLinesExporter, otlp_traces_url
 from agentkit.backends.replay import ReplayBackend
 from agentkit.errors import ConfigError
+from agentkit.graphs import mccot
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTE = ROOT / "tests" / "cassettes" / "tracing_mccot.jsonl"

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel, ValidationError
+
+from agentkit.errors import AgentkitError, VerifierError
 from agentkit.verifiers import (
     AnswerMatchVerifier,
     ArithmeticVerifier,
@@ -18,11 +23,6 @@ from agentkit.verifiers import (
     VerifierBase,
     verifier,
 )
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import BaseModel, ValidationError
-
-from agentkit.errors import AgentkitError, VerifierError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ from agentkit import Agent, Sampling
 from agentkit.backends.base import OutputConstraint
 from agentkit.backends.openai_compat import OpenAIBackend
 from agentkit.errors import UnsupportedConstraint
-from tests.vllm.conftest import SETUP_TIMEOUT_S, Server
 from tests.guided_cases import CASES, Contact, Text
+from tests.vllm.conftest import SETUP_TIMEOUT_S, Server
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(SETUP_TIMEOUT_S)]
 
