@@ -45,6 +45,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from agentkit.backends import make_backend
 from agentkit.backends.replay import ReplayBackend
 from agentkit.cli._eval_baselines import sc_budget
 from agentkit.eval.comparison import compare_dirs
-from agentkit.eval.metrics import load_summary, read_results
+from agentkit.eval.metrics import NO_PREDICTION, load_summary, read_results
 from agentkit.eval.report import _comparisons, _pct, _table
 from agentkit.eval.runner import evaluate, select_dataset
 
@@ -156,14 +157,11 @@ def run_budget_baseline(out: Path, dataset: str, args: argparse.Namespace) -> in
     return k
 
 
-def _answers(confusion: dict[str, dict[str, int]] | None) -> str:
-    if confusion is None:  # a data file without a label set
-        return "–"
-    counts: dict[str, int] = {}
-    for row in confusion.values():
-        for label, n in row.items():
-            counts[label] = counts.get(label, 0) + n
-    return " / ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+def _answers(run: Path) -> str:
+    """Each answer as the run gave it: "Uncertain" on a True/False set shows by name, not as "(other)"."""
+    counts = Counter(NO_PREDICTION if r.prediction is None or r.failed_with_error else r.prediction
+                     for r in read_results(run / "results.jsonl").values())
+    return " / ".join(f"{answer} {n}" for answer, n in sorted(counts.items()))
 
 
 def report(out: Path, datasets: list[str]) -> str:
@@ -178,7 +176,7 @@ def report(out: Path, datasets: list[str]) -> str:
         summaries = {name: load_summary(home / name) for name in here}
         rows = [[name, str(s.n), _pct(s.accuracy), _pct(s.balanced_accuracy),
                  _pct((s.pattern_metrics or {}).get("degenerate_rate")),
-                 _pct((s.pattern_metrics or {}).get("inconsistent_rate")), _answers(s.confusion)]
+                 _pct((s.pattern_metrics or {}).get("inconsistent_rate")), _answers(home / name)]
                 for name, s in summaries.items()]
         lines += [f"### {home.name}", "", _table(["run", "n", "accuracy", "balanced accuracy", "degenerate",
                                                   "inconsistent", "answers"], rows)]

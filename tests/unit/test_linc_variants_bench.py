@@ -49,6 +49,11 @@ def test_the_checks_twin_replays_the_variants_generations_and_the_report_shows_b
 
     table = bench.report(tmp_path / "runs", [str(data)])
     assert "| paper | 1 | 0.0% |" in table and "| paper+checks | 1 | 0.0% |" in table
+    rows_of = {}
+    for line in table.splitlines():  # the first table's row of each run (the comparisons come after it)
+        rows_of.setdefault(line.split(" | ")[0], line)
+    assert rows_of["| paper"].endswith("| True 1 |")  # the answers as given, even with no label set
+    assert rows_of["| paper+checks"].endswith("| (none) 1 |")
     assert "| paper+checks | paper | 1 | +0.0 pts |" in table  # the twin against its variant, paired
     assert "| paper | sc |" not in table
     assert "#### Against paper mode" in table
