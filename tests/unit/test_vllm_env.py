@@ -23,7 +23,7 @@ def fake_model(tmp_path: Path) -> Path:
 
 
 def test_server_command_carries_the_documented_fixes(tmp_path: Path) -> None:
-    server = _vllm_env.VLLMServer(fake_model(tmp_path), port=8123)
+    server = _vllm_env.VLLMServer(fake_model(tmp_path), port=8123, dtype="bfloat16")
     cmd = server.command(Path("/venv/bin/python"))
     assert cmd[:3] == ["/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"]  # not the broken `vllm` script
 
@@ -51,6 +51,40 @@ def test_eager_and_core_binding_reach_the_server(tmp_path: Path, monkeypatch: py
     pinned = _vllm_env.VLLMServer(fake_model(tmp_path), cpus="1", eager=True)
     assert "--enforce-eager" in pinned.command(Path("python"))
     assert pinned.environment()["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+
+
+_AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx fma f16c avx2\n"
+
+
+@pytest.mark.parametrize(("cpuinfo", "dtype"), [
+    (_AVX2, "float32"),  # bf16 would be emulated: the slow path this default avoids
+    (_AVX2.replace("avx2", "avx2 avx512f avx512_bf16"), "bfloat16"),
+    (_AVX2.replace("avx2", "avx2 amx_bf16 amx_tile"), "bfloat16"),
+    ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n", "bfloat16"),  # Arm names its flags Features
+    ("processor\t: 0\nFeatures\t: fp asimd\n", "float32"),
+])
+def test_the_servers_dtype_follows_what_the_cpu_computes_natively(cpuinfo: str, dtype: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (info := tmp_path / "cpuinfo").write_text(cpuinfo)
+    assert _vllm_env.cpu_dtype(info) == dtype
+    monkeypatch.setattr(_vllm_env, "cpu_dtype", lambda: dtype)
+    (tmp_path / "m").mkdir()
+    model = fake_model(tmp_path / "m")
+    cmd = _vllm_env.VLLMServer(model).command(Path("python"))
+    assert cmd[cmd.index("--dtype") + 1] == dtype
+    cmd = _vllm_env.VLLMServer(model, dtype="float16").command(Path("python"))  # told: as told
+    assert cmd[cmd.index("--dtype") + 1] == "float16"
+
+
+def test_an_unreadable_cpuinfo_keeps_bf16(tmp_path: Path) -> None:
+    assert _vllm_env.cpu_dtype(tmp_path / "missing") == "bfloat16"
+
+
+def test_serve_names_the_dtypes_it_takes(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["serve", "vllm", "--model-dir", str(tmp_path), "--dtype", "int8"])
+    assert r.exit_code == 2
+    words = " ".join(r.output.replace("│", " ").split())  # rich boxes the error and wraps it
+    assert "--dtype" in words and "'int8' is not one of 'bfloat16', 'float32', 'float16'" in words
 
 
 def test_the_served_smollm2_name_prices_it_as_a_135m_model() -> None:
