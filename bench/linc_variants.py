@@ -15,7 +15,8 @@ script resumes.
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
         [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded] \\
         [--baselines] [--budget-baseline] [--concurrency 2]
-        [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48]
+        [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48
+         --request-timeout 1800]
     python bench/linc_variants.py --out runs/linc-variants --report   # the tables, from finished runs
     python bench/linc_variants.py --out runs/linc-variants --pack     # gzip the cassettes, to commit them
 
@@ -125,6 +126,8 @@ def _eval(out: Path, dataset: str, name: str, args: argparse.Namespace, *, run: 
                            args.base_url, [*options, "--concurrency", str(args.concurrency)])
     if args.max_in_flight:
         command += ["--max-in-flight", str(args.max_in_flight)]
+    if args.request_timeout:
+        command += ["--request-timeout", f"{args.request_timeout:g}"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -216,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-in-flight", type=int,
                     help="sequences each server generates at once; more queue in the client, so a long "
                          "program's request is not timed out while 16 requests of n samples share one CPU server")
+    ap.add_argument("--request-timeout", type=float,
+                    help="seconds a sent request may take (default 300): a vocabulary of n samples run to "
+                         "max_tokens needs more while 48 sequences share a CPU server")
     ap.add_argument("--report", action="store_true", help="print the tables of the finished runs and exit")
     ap.add_argument("--pack", action="store_true", help="write every cassette under --out as .gz and exit")
     args = ap.parse_args(argv)
@@ -231,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; use {', '.join(VARIANTS)}")
-    live = make_backend(args.backend, base_url=args.base_url, max_in_flight=args.max_in_flight) if variants else None
+    live = make_backend(args.backend, base_url=args.base_url, max_in_flight=args.max_in_flight,
+                        timeout_s=args.request_timeout) if variants else None
     for dataset in (d for d in args.datasets.split(",") if d):
         if args.baselines:
             run_baselines(args.out, dataset, args)

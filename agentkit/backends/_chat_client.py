@@ -114,6 +114,14 @@ class ChatClient:
         self.max_in_flight = limit
         self._slots.clear()
 
+    def set_timeout(self, timeout_s: float) -> None:
+        if timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be > 0 seconds, got {timeout_s:g}")
+        if self._clients:
+            raise ConfigError("timeout_s cannot change once requests were sent; set it before the first")
+        self.timeout_s = timeout_s
+        self._timeout = httpx.Timeout(timeout_s, connect=self._timeout.connect)
+
     def _connections(self) -> HTTPShards:
         loop = asyncio.get_running_loop()
         for old in [lp for lp in self._clients if lp.is_closed()]:  # pools of finished loops are dead
@@ -233,7 +241,8 @@ class ChatClient:
                 raise TransientBackendError(f"{method} {url} timed out ({type(exc).__name__})") from exc
             raise GenerationTimeout(
                 f"{method} {url} sent no answer within {self.timeout_s:g}s; it may still be generating, so it is "
-                "not sent to this server again. Lower the concurrency (max_in_flight) or raise timeout_s"
+                "not sent to this server again. Lower the concurrency (max_in_flight) or raise timeout_s "
+                "(agentkit eval --request-timeout)"
             ) from exc
         except httpx.TimeoutException as exc:  # connect, write or pool timeouts: the server never took it
             raise TransientBackendError(f"{method} {url} timed out ({type(exc).__name__})") from exc

@@ -11,9 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agentkit.backends.base import Backend
 from agentkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agentkit.backends.openai_compat import OpenAICompatibleBackend
 
 BackendFactory = Callable[..., Backend]
 
@@ -56,8 +60,8 @@ def backend_kinds() -> dict[str, str]:
     return {kind: entry.help for kind, entry in _KINDS.items()}
 
 
-def make_backend(kind: str = "llamacpp", *, model: str | None = None,
-                 base_url: str | Sequence[str] | None = None, max_in_flight: int | None = None) -> Backend:
+def make_backend(kind: str = "llamacpp", *, model: str | None = None, base_url: str | Sequence[str] | None = None,
+                 max_in_flight: int | None = None, timeout_s: float | None = None) -> Backend:
     """Build a backend by kind, as the CLI's --backend/--model/--base-url options describe it.
 
     ``vllm`` talks to a vLLM server (default http://127.0.0.1:8000/v1, as ``agentkit serve vllm``
@@ -65,6 +69,7 @@ def make_backend(kind: str = "llamacpp", *, model: str | None = None,
     OPENAI_API_KEY). For both, --model is the served model name, asked from the server if omitted,
     and several URLs make a ``PoolBackend`` over replicas of one model. ``max_in_flight`` is each
     server's limit of sequences at once (its ``--max-num-seqs``); beyond it requests queue in the client.
+    ``timeout_s`` is how long a request sent to a server may take before it fails (default 300 s).
     """
     entry = _KINDS.get(kind)
     if entry is None:
@@ -75,7 +80,11 @@ def make_backend(kind: str = "llamacpp", *, model: str | None = None,
     else:
         backend = entry.factory(model=model, base_url=urls[0] if urls else None)
     if max_in_flight is not None:
-        _limit_in_flight(kind, backend, max_in_flight)
+        for endpoint in _servers(kind, backend, "--max-in-flight limits what a server backend sends to its server"):
+            endpoint.max_in_flight = max_in_flight
+    if timeout_s is not None:
+        for endpoint in _servers(kind, backend, "--request-timeout bounds a request to a server"):
+            endpoint.timeout_s = timeout_s
     if not isinstance(backend, Backend):
         raise ConfigError(
             f"the factory of backend {kind!r} returned a {type(backend).__name__!r} value, which is not a Backend "
@@ -84,15 +93,15 @@ def make_backend(kind: str = "llamacpp", *, model: str | None = None,
     return backend
 
 
-def _limit_in_flight(kind: str, backend: object, limit: int) -> None:
+def _servers(kind: str, backend: object, what: str) -> list[OpenAICompatibleBackend]:
+    """The backend's server endpoints, for a server-only setting (``what`` says which, for the error)."""
     from agentkit.backends.pool import server_endpoints
 
     endpoints = server_endpoints(backend)
     if not endpoints:
-        raise ConfigError(f"--max-in-flight limits what a server backend sends to its server; backend {kind!r} "
-                          "is not one (use --backend vllm or openai, or drop --max-in-flight)")
-    for endpoint in endpoints:
-        endpoint.max_in_flight = limit
+        option = what.split()[0]
+        raise ConfigError(f"{what}; backend {kind!r} is not one (use --backend vllm or openai, or drop {option})")
+    return endpoints
 
 
 def _pool(kind: str, entry: _Kind, *, model: str | None, urls: list[str]) -> Backend:

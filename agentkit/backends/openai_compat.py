@@ -136,6 +136,16 @@ class OpenAICompatibleBackend:
         of its sequence slots, or the server's queue, and its timeouts, come back."""
         self._client.set_max_in_flight(limit)
 
+    @property
+    def timeout_s(self) -> float:
+        return self._client.timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, seconds: float) -> None:
+        """Set before the first request: how long a sent request may take (a long generation on a
+        loaded CPU server can need more than the default)."""
+        self._client.set_timeout(seconds)
+
     async def probe(self, timeout_s: float | None = None) -> None:
         """GET /models once, no retries: raises if the server does not answer (health checks).
         ``timeout_s`` bounds it (default: the client's own timeouts)."""

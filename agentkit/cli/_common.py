@@ -60,6 +60,11 @@ MaxInFlightOpt = Annotated[int | None, typer.Option(
     "vllm default 128); the rest queue in the client")]
 
 
+RequestTimeoutOpt = Annotated[float | None, typer.Option(
+    "--request-timeout", min=0.001, help="server backends: seconds a request sent to a server may take before it "
+    "fails (default 300); raise it when long generations share a loaded CPU server")]
+
+
 def base_urls(values: list[str] | None) -> str | list[str] | None:
     """--base-url as make_backend takes it: one URL, several (a pool), or none."""
     if not values:

@@ -22,6 +22,7 @@ from agentkit.cli._common import (
     KnobsOpt,
     MaxInFlightOpt,
     ModelOpt,
+    RequestTimeoutOpt,
     SamplesOpt,
     SeedOpt,
     TraceFileOpt,
@@ -97,6 +98,7 @@ def eval_command(
     backend: BackendOpt = "llamacpp",
     base_url: BaseUrlOpt = None,
     max_in_flight: MaxInFlightOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
     model: ModelOpt = None,
     samples: SamplesOpt = None,
     seed: SeedOpt = None,
@@ -137,7 +139,7 @@ def eval_command(
             _evaluate(
                 targets or [], dataset=dataset, limit=limit, concurrency=concurrency, out=out, resume=resume,
                 retry_errors=retry_errors, baselines=baselines, backend=backend, base_url=base_urls(base_url), model=model,
-                max_in_flight=max_in_flight,
+                max_in_flight=max_in_flight, timeout_s=request_timeout,
                 samples=samples, seed=seed, options=option or [], answer_kind=answer_kind, fields=field or [],
                 prices=prices, max_failures=max_failures, trace_file=trace_file, progress=progress,
                 calibrate_on=calibrate_on, target_accuracy=target_accuracy,
@@ -180,7 +182,7 @@ def _compare(dirs: list[str], json_out: Path | None = None) -> None:
 
 def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, concurrency: int, out: Path | None,
               resume: bool, retry_errors: bool, baselines: bool, backend: str, base_url: str | list[str] | None,
-              max_in_flight: int | None,
+              max_in_flight: int | None, timeout_s: float | None,
               model: str | None, samples: int | None, seed: int | None, options: list[str],
               answer_kind: str | None, fields: list[str], prices: Path | None, max_failures: int,
               trace_file: str | None, progress: bool, calibrate_on: str | None = None,
@@ -245,9 +247,11 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
 
             ray_module, owned = connect(ray)
             cluster = ray_module if owned else None  # stopped at the end if this command started it
-            engine: Any = BackendSpec(kind=backend, model=model, base_url=base_url, max_in_flight=max_in_flight)
+            engine: Any = BackendSpec(kind=backend, model=model, base_url=base_url, max_in_flight=max_in_flight,
+                                      timeout_s=timeout_s)
         else:
-            engine = make_backend(backend, model=model, base_url=base_url, max_in_flight=max_in_flight)
+            engine = make_backend(backend, model=model, base_url=base_url, max_in_flight=max_in_flight,
+                                  timeout_s=timeout_s)
         for run in runs:
             if run is main and dev is not None and waiting:
                 knobs.update(_eval_calibrate.calibrated_knobs(  # the tiers exactly as the run will build them

@@ -38,6 +38,8 @@ class BackendSpec(BaseModel):
     n_threads: int | None = Field(None, ge=1)
     #: each server's in-flight limit for the whole run (Ray actors each take their share of it)
     max_in_flight: int | None = Field(None, ge=1)
+    #: seconds a request sent to a server may take (None: the backend's default)
+    timeout_s: float | None = Field(None, gt=0)
     factory: Callable[[], Any] | None = None
 
     @property
@@ -60,7 +62,7 @@ class BackendSpec(BaseModel):
             from agentkit.backends import make_backend
 
             backend = make_backend(self.kind, model=self.model, base_url=self.base_url,
-                                   max_in_flight=self.max_in_flight)
+                                   max_in_flight=self.max_in_flight, timeout_s=self.timeout_s)
         if not isinstance(backend, Backend):
             raise ConfigError(f"BackendSpec.factory returned a {type(backend).__name__!r}, which is not a Backend")
         return backend

@@ -30,8 +30,8 @@ def _patch_backend(monkeypatch: pytest.MonkeyPatch, new) -> list:
     """make_backend -> ``new()``; returns the backends the CLI asked for, in order."""
     made: list = []
 
-    def make(kind: str = "llamacpp", *, model=None, base_url=None, max_in_flight=None):
-        assert kind == "llamacpp" and model is None and base_url is None and max_in_flight is None
+    def make(kind: str = "llamacpp", *, model=None, base_url=None, max_in_flight=None, timeout_s=None):
+        assert kind == "llamacpp" and model is None and base_url is None and max_in_flight is None and timeout_s is None
         made.append(new())
         return made[-1]
 

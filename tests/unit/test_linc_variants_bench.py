@@ -107,7 +107,7 @@ def test_the_baselines_run_at_the_variants_concurrency(tmp_path: Path, monkeypat
     commands: list[list[str]] = []
     monkeypatch.setattr(bench.subprocess, "run", lambda command, **kw: commands.append(command))
     args = argparse.Namespace(limit=4, samples=5, seed=1, concurrency=16, backend="vllm",
-                              base_url=["http://127.0.0.1:8000/v1"], max_in_flight=48)
+                              base_url=["http://127.0.0.1:8000/v1"], max_in_flight=48, request_timeout=1800.0)
 
     bench.run_baselines(tmp_path, "prontoqa", args)
 
@@ -115,6 +115,7 @@ def test_the_baselines_run_at_the_variants_concurrency(tmp_path: Path, monkeypat
     for command in commands:
         assert command[command.index("--concurrency") + 1] == "16"
         assert command[command.index("--max-in-flight") + 1] == "48"
+        assert command[command.index("--request-timeout") + 1] == "1800"
         assert "--base-url=http://127.0.0.1:8000/v1" in command
 
 
