@@ -1,6 +1,7 @@
 """LINC's variants side by side on the same examples (issue 17's evaluation), resumable.
 
-Per dataset, each generation variant (paper mode, per-sentence, per-sentence + grounded grammar) runs
+Per dataset, each generation variant (paper mode, per-sentence, per-sentence + grounded grammar,
+per-sentence over each sentence's own words) runs
 on the real model through a recording backend: every generation is appended (fsync'd) to the
 variant's cassette in the run directory. Its twin with the degenerate-program checks
 (``checks=true``) then runs on that cassette alone, so the two differ in the checks and nothing
@@ -13,7 +14,7 @@ Every directory is an ordinary eval run: ``agentkit eval --compare`` pairs them,
 script resumes.
 
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
-        [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded] \\
+        [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded,words] \\
         [--baselines] [--budget-baseline] [--concurrency 2]
         [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48
          --request-timeout 1800]
@@ -24,7 +25,7 @@ The report gives, per dataset, every run's accuracy, balanced accuracy, degenera
 inconsistent shares and answer distribution; then three families of paired comparisons (exact
 McNemar, Holm-corrected within each family): every variant against paper mode; every LINC run
 against its budget-matched vote (paper mode's against ``sc``, the per-sentence runs' against
-``sc-sentence-budget``); and every LINC run against the best of the direct, cot and sc baselines
+``sc-sentence-budget``, whose K is at least each of their samples per example); and every LINC run against the best of the direct, cot and sc baselines
 (the pairs the budget family already shows left out).
 
 The cassettes grow to megabytes per dataset (every sentence request holds the worked examples),
@@ -66,12 +67,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},
     "sentence": {"translation": "sentence"},
     "grounded": {"translation": "sentence", "grounded": True},
+    "words": {"translation": "words"},
 }
 BASELINES = ("direct", "cot", "sc", "majority-label")
 #: sc at the per-sentence variants' budget, and the run whose samples per example set its K
 BUDGET_RUN, BUDGET_SOURCE = "sc-sentence-budget", "grounded"
 #: the vote each LINC run is budget-matched with
-MATCHED = {"paper": "sc", "sentence": BUDGET_RUN, "grounded": BUDGET_RUN}
+#: (``words`` makes K samples per sentence; ``grounded`` K more for its vocabulary, so the budget run's
+#: K is at least words' samples per example: a conservative match)
+MATCHED = {"paper": "sc", "sentence": BUDGET_RUN, "grounded": BUDGET_RUN, "words": BUDGET_RUN}
 
 log = logging.getLogger("linc_variants")
 

@@ -52,6 +52,8 @@ from agentkit.verifiers.fol import (
 #: words never at either end of a predicate name, and never a constant
 FUNCTION_WORDS = frozenset(["a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "not", "no", "nor", "if", "then", "and", "or", "but", "either", "neither", "both", "all", "every", "each", "some", "any", "none", "something", "someone", "somebody", "everything", "everyone", "everybody", "anything", "anyone", "anybody", "nothing", "nobody", "it", "its", "they", "them", "their", "he", "she", "his", "her", "him", "we", "us", "you", "i", "this", "that", "these", "those", "who", "whom", "whose", "which", "what", "when", "where", "there", "of", "in", "on", "at", "to", "by", "for", "with", "from", "as", "than", "so", "also", "only", "can", "could", "will", "would", "should", "may", "might", "must", "shall", "into", "onto", "about"])
 ARTICLES = frozenset({"a", "an", "the"})
+PRONOUNS = frozenset(["he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "hers", "theirs",
+                      "himself", "herself", "itself", "themselves"])
 #: words that make a span a clause rather than a name: never inside a predicate name either
 CLAUSE_WORDS = frozenset(["is", "are", "was", "were", "be", "been", "am", "not", "no", "nor", "if", "then", "and", "or", "but", "every", "each", "all", "some"])
 #: a capitalised first word followed by one of these is a plural noun ("Jompuses are"), not a name
@@ -109,20 +111,55 @@ def number_variants(word: str) -> list[str]:
     return [word, word + "s"]
 
 
+def _name_spans(sentence: str, max_words: int) -> Iterable[list[str]]:
+    """Runs of 1..max_words consecutive words that can name a predicate (see the module docstring)."""
+    words = _words(sentence)
+    for i in range(len(words)):
+        for j in range(i + 1, min(i + max_words, len(words)) + 1):
+            span = words[i:j]
+            if not (any(len(w) < 2 or w.lower() in FUNCTION_WORDS for w in (span[0], span[-1])) or
+                    any(w.lower() in CLAUSE_WORDS for w in span)):
+                yield span
+
+
 def predicate_candidates(sentences: Iterable[str], max_words: int = 3) -> list[str]:
     """CamelCase names of 1..max_words consecutive words of one sentence, in first-seen order."""
     out: dict[str, None] = {}
     for sentence in sentences:
-        words = _words(sentence)
-        for i in range(len(words)):
-            for j in range(i + 1, min(i + max_words, len(words)) + 1):
-                span = words[i:j]
-                if any(len(w) < 2 or w.lower() in FUNCTION_WORDS for w in (span[0], span[-1])) or \
-                        any(w.lower() in CLAUSE_WORDS for w in span):
-                    continue
-                for last in number_variants(span[-1]):
-                    out.setdefault(_camel([*span[:-1], last]), None)
+        for span in _name_spans(sentence, max_words):
+            for last in number_variants(span[-1]):
+                out.setdefault(_camel([*span[:-1], last]), None)
     return list(out)
+
+
+def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Vocabulary | None]:
+    """Each sentence's own names, for the per-sentence grammar of ``translation="words"``.
+
+    Predicates are the sentence's word spans (as :func:`predicate_candidates`), all unary: a relation
+    to a named thing folds the thing into the name ("chases the mouse" -> ``ChasesMouse(x)``), which
+    keeps every name made of the sentence's words. A word is spelt as the shortest of its number
+    variants that the problem uses, so "Jompuses are shy" and "Max is a jompus" share ``Jompus``
+(every word of a name, so "performs in school" and "perform in school" share ``PerformInSchool``):
+    a name is the same in every sentence that says it, and differs where the words differ, which is
+    what stops a small parser from writing one formula for every sentence. Constants are the
+    sentence's own (:func:`constant_candidates`), plus the problem's when a pronoun may refer to one;
+    a sentence with neither gets none, so "Every cat is furry" cannot become ``Furry(tom)``.
+    ``None`` marks a sentence without a word a name can be built from."""
+    used = {w.lower() for s in sentences for w in _WORD.findall(s)}
+    everyone = constant_candidates(sentences)
+    out: list[Vocabulary | None] = []
+    for sentence in sentences:
+        own = constant_candidates([sentence])
+        individuals = {c[:1].upper() + c[1:] for c in own}  # "Max is sour": max is a constant, not a predicate
+        names: dict[str, None] = {}
+        for span in _name_spans(sentence, max_words):
+            if _camel(span) not in individuals:
+                names.setdefault(_camel([min((v for v in number_variants(w) if v.lower() in used), key=len)
+                                         for w in span]), None)
+        if any(w.lower() in PRONOUNS for w in _WORD.findall(sentence)):
+            own = list(dict.fromkeys([*own, *everyone]))
+        out.append(Vocabulary(predicates=[(n, 1) for n in names], constants=own) if names else None)
+    return out
 
 
 def constant_candidates(sentences: Iterable[str]) -> list[str]:
@@ -262,4 +299,4 @@ def _children(f: Formula) -> tuple[Formula, ...]:
 
 __all__ = ["FUNCTION_WORDS", "Grounding", "Vocabulary", "constant_candidates", "ground",
            "number_variants", "predicate_candidates", "read_vocabulary", "render_vocabulary",
-           "vocabulary_grammar", "vocabulary_of"]
+           "vocabulary_grammar", "vocabulary_of", "words_vocabularies"]

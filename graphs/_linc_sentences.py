@@ -9,6 +9,10 @@ text and copies the conclusion (issue 17), so this variant splits the work:
    one-sentence examples and its sample's vocabulary; its grammar admits exactly that vocabulary.
    Sample i of every sentence uses vocabulary i, so the K programs stay consistent.
 
+``translation="words"`` drops step 1: each sentence's grammar admits only the names made of that
+sentence's own words (``words_vocabularies``), the same for all K samples, so every sentence is one
+request with n=K and a problem takes as many calls as it has sentences.
+
 A request with n=K carries one grammar, and the K vocabularies usually differ, so samples that
 declared the same vocabulary share one request (n = how many declared it) and the rest go as
 concurrent requests: per sentence, one request per distinct vocabulary. All of them are sent at
@@ -39,6 +43,7 @@ from agentkit.graphs._linc_grounding import (
     render_vocabulary,
     vocabulary_grammar,
     vocabulary_of,
+    words_vocabularies,
 )
 from agentkit.graphs._linc_types import FOLProgram, LogicProblem
 from agentkit.verifiers.fol import FOLSyntaxError, fol_grammar, parse, to_str
@@ -72,6 +77,29 @@ SENTENCE_SHOTS: list[list[tuple[str, str]]] = [
         ("Tom is a lizard.", "Lizard(tom)"),
     ],
 ]
+
+#: The worked problems of ``translation="words"``: every name is one of its sentence's own word
+#: names (``words_vocabularies``; the test checks it), unary, so a relation shows as ChasesMouse(x).
+WORDS_SHOTS: list[list[tuple[str, str]]] = [
+    [
+        ("Every student who studies hard passes the exam.", "∀x ((Student(x) ∧ StudiesHard(x)) → PassesExam(x))"),
+        ("Mia is a student who studies hard.", "Student(mia) ∧ StudiesHard(mia)"),
+        ("Anyone who passes the exam gets a certificate.", "∀x (PassesExam(x) → GetsCertificate(x))"),
+        ("Mia gets a certificate.", "GetsCertificate(mia)"),
+    ],
+    SENTENCE_SHOTS[1],
+    [
+        ("The cat chases the mouse.", "ChasesMouse(cat)"),
+        ("If something chases the mouse then it is fast.", "∀x (ChasesMouse(x) → Fast(x))"),
+        ("The cat is not fast.", "¬Fast(cat)"),
+    ],
+]
+WORDS_INSTRUCTIONS = (
+    "Translate the sentence into one first-order logic formula, using only the predicates and the "
+    "constants of the VOCABULARY, which are the sentence's own words. Every predicate takes one argument; "
+    "a relation to a named thing is part of the name, as in ChasesMouse(x). Use ∀x (...), ∃x (...), ¬, ∧, "
+    "∨, →, ↔ and ⊕ (either-or)."
+)
 
 
 class VocabularyInput(BaseModel):
@@ -107,10 +135,13 @@ def _sentence_prompt(inp: SentenceInput) -> str:
     return f"VOCABULARY:\n{render_vocabulary(inp.vocabulary)}\nTEXT: {inp.sentence}"
 
 
-def sentence_grammar(vocabulary: Vocabulary, *, max_depth: int, max_width: int) -> str:
-    """One formula over exactly this vocabulary (variables x, y, z, w stay free to use)."""
+def sentence_grammar(vocabulary: Vocabulary, *, max_depth: int, max_width: int, words: bool = False) -> str:
+    """One formula over exactly this vocabulary (variables x, y, z, w stay free to use). ``words``
+    (a sentence's own names): the one variable x, and a sentence that names no individual must be
+    quantified, so its x is bound."""
     return fol_grammar(vocabulary.predicates, vocabulary.constants, max_depth=max_depth, max_width=max_width,
-                       variables=VARIABLES, max_arity=max(a for _, a in vocabulary.predicates))
+                       variables=("x",) if words else VARIABLES, max_arity=max(a for _, a in vocabulary.predicates),
+                       quantified=words and not vocabulary.constants)
 
 
 def _read_formula(text: str, inp: SentenceInput) -> SentenceFOL:
@@ -140,16 +171,25 @@ def vocabulary_agent(*, k: int, sampling: Sampling, max_predicates: int, max_con
     )
 
 
-def sentence_agent(*, sampling: Sampling, max_depth: int, max_width: int) -> Agent[SentenceInput, SentenceFOL]:
+def sentence_agent(*, sampling: Sampling, max_depth: int, max_width: int,
+                   words: bool = False) -> Agent[SentenceInput, SentenceFOL]:
+    """The sentence step's agent; ``words`` shows each shot with its sentence's own names
+    (``translation="words"``) instead of its problem's vocabulary."""
     shots = []
-    for pairs in SENTENCE_SHOTS:
-        vocabulary = vocabulary_of(f for _, f in pairs)
-        shots += [(SentenceInput(vocabulary=vocabulary, sentence=s), SentenceFOL(fol=f)) for s, f in pairs]
+    for pairs in WORDS_SHOTS if words else SENTENCE_SHOTS:
+        if words:
+            vocabularies = words_vocabularies([s for s, _ in pairs])
+        else:
+            vocabularies = [vocabulary_of(f for _, f in pairs)] * len(pairs)
+        shots += [(SentenceInput(vocabulary=v, sentence=s), SentenceFOL(fol=f))
+                  for (s, f), v in zip(pairs, vocabularies, strict=True) if v is not None]
     return Agent(
-        "sentence", instructions=SENTENCE_INSTRUCTIONS, input_type=SentenceInput, output_type=SentenceFOL,
+        "sentence", instructions=WORDS_INSTRUCTIONS if words else SENTENCE_INSTRUCTIONS,
+        input_type=SentenceInput, output_type=SentenceFOL,
         text_output=TextOutput(
             kind="grammar",
-            constraint=lambda inp: sentence_grammar(inp.vocabulary, max_depth=max_depth, max_width=max_width),
+            constraint=lambda inp: sentence_grammar(inp.vocabulary, max_depth=max_depth, max_width=max_width,
+                                                    words=words),
             parse=_read_formula,
             render=lambda _, out: out.fol,
             hint="Reply with the formula only.",
@@ -173,29 +213,39 @@ def request_count(vocabularies: Sequence[Vocabulary], sentences: int) -> int:
 
 class SentenceTranslation:
     """The sentence step as a graph agent node: ``arun`` fans out the per-sentence requests and
-    returns the assembled programs (``outputs``) and the samples that failed (``violations``)."""
+    returns the assembled programs (``outputs``) and the samples that failed (``violations``).
+
+    ``per_sentence``: ``vocabularies`` holds one vocabulary per *sentence* (``translation="words"``),
+    and each sentence is one request with n=K; otherwise one per sample, grouped as above."""
 
     input_type = TranslationInput
 
-    def __init__(self, agent: Agent[SentenceInput, SentenceFOL], *, k: int, backend: Backend | None = None) -> None:
+    def __init__(self, agent: Agent[SentenceInput, SentenceFOL], *, k: int, backend: Backend | None = None,
+                 per_sentence: bool = False) -> None:
         self.name = "sentence_translation"
         self.agent = agent
         self.backend = backend
         self.n = k
+        self.per_sentence = per_sentence
 
     async def arun(self, inp: TranslationInput, *, backend: Backend | None = None,
                    retry: Retry | None = None) -> AgentResult[FOLProgram]:
         if backend is None:
             raise ConfigError("linc's sentence_translation has no backend; pass backend= to build or compile")
         problem = LogicProblem(premises=inp.premises, conclusion=inp.conclusion)
-        groups = _groups(inp.vocabularies)
-        # vocabulary-major: consecutive requests then differ only in the sentence, the prompt's last
-        # line, so llama.cpp's prefix cache (the last prompt started) serves the vocabulary too
-        jobs = [(j, vocabulary, members) for vocabulary, members in groups for j in range(len(problem.sentences))]
+        if self.per_sentence:
+            samples = self.n
+            jobs = [(j, vocabulary, list(range(samples))) for j, vocabulary in enumerate(inp.vocabularies)]
+        else:
+            samples = len(inp.vocabularies)
+            # vocabulary-major: consecutive requests then differ only in the sentence, the prompt's last
+            # line, so llama.cpp's prefix cache (the last prompt started) serves the vocabulary too
+            jobs = [(j, vocabulary, members) for vocabulary, members in _groups(inp.vocabularies)
+                    for j in range(len(problem.sentences))]
         results = await asyncio.gather(*[
             self.agent.arun(SentenceInput(vocabulary=vocabulary, sentence=problem.sentences[j]), backend=backend,
                             n=len(members), retry=retry) for j, vocabulary, members in jobs])
-        formulas: list[list[str | None]] = [[None] * len(problem.sentences) for _ in inp.vocabularies]
+        formulas: list[list[str | None]] = [[None] * len(problem.sentences) for _ in range(samples)]
         failures: dict[int, str] = {}
         usage = Usage()
         for (j, _, members), result in zip(jobs, results, strict=True):

@@ -24,6 +24,10 @@ Variants (knobs; the paper's procedure above is the default, ``translation="pape
                            (``_linc_sentences``); calls per problem are recorded (``calls``).
   grounded=true          - the vocabulary may only use names built from the input's words
                            (``_linc_grounding``); per-sentence translation only.
+  translation="words"    - per-sentence translation without the vocabulary step: each sentence's
+                           grammar admits only unary names made of that sentence's own words, spelt
+                           alike in every sentence that uses them (``words_vocabularies``), so two
+                           sentences with different words cannot get the same formula.
   checks=true            - samples whose conclusion is copied into the premises or that repeat a
                            premise are refused (Error), with the reason (``verifiers.fol_checks``).
   allow_inconsistent     - whether inconsistent premises (which "prove" anything) count: default
@@ -54,7 +58,7 @@ from agentkit.backends.base import Backend, Sampling
 from agentkit.errors import ConfigError, InputError, NoValidSample
 from agentkit.graph import END, START, Graph
 from agentkit.graphs import _linc_checks as checking
-from agentkit.graphs._linc_grounding import Grounding, Vocabulary, ground
+from agentkit.graphs._linc_grounding import Grounding, Vocabulary, ground, words_vocabularies
 from agentkit.graphs._linc_sentences import SentenceTranslation, request_count, sentence_agent, vocabulary_agent
 from agentkit.graphs._linc_shots import FOLIO8
 from agentkit.graphs._linc_types import FOLProgram, LogicProblem, SampleVerdict
@@ -65,7 +69,7 @@ from agentkit.vocab import Example, first_error
 
 Label = Literal["True", "False", "Uncertain"]
 ShotSet = Literal["ours2", "folio8"]
-Translation = Literal["paper", "sentence"]
+Translation = Literal["paper", "sentence", "words"]
 Shots = list[tuple[list[tuple[str, str]], tuple[str, str]]]
 
 INSTRUCTIONS = (
@@ -121,9 +125,10 @@ class LincResult(BaseModel):
     inconsistent_count: int = 0
     degenerate_count: int = 0  # samples with a copied conclusion or a repeated premise (refused or not)
     calls: int = 0  # backend requests this problem took
+    translation: Translation = "paper"
     # per-sentence translation only
     grounding: Grounding = Grounding()
-    vocabularies: list[Vocabulary] = Field(default_factory=list)
+    vocabularies: list[Vocabulary] = Field(default_factory=list)  # one per sample; "words": one per sentence
     vocabulary_violations: list[str] = Field(default_factory=list)
 
 
@@ -200,7 +205,7 @@ def build(
 
     ``translation="sentence"`` is our per-sentence variant (vocabulary, then one request per
     sentence; see the module docstring), ``grounded`` restricts its vocabulary to names built from
-    the input's words. ``checks`` refuses samples with a copied conclusion or a repeated premise;
+    the input's words; ``translation="words"`` gives each sentence the names of its own words instead. ``checks`` refuses samples with a copied conclusion or a repeated premise;
     ``allow_inconsistent`` counts samples whose premises are inconsistent (default: yes in paper
     mode, as the paper does; no in the per-sentence variant)."""
     if grounded and translation == "paper":
@@ -215,6 +220,21 @@ def build(
                           "agentkit.linc.grounding.fallback": found.fallback})
         return {"grounding": found}
 
+    def name_words(state: LincResult) -> dict[str, object]:
+        sentences = [*state.premises, state.conclusion]
+        own = words_vocabularies(sentences)
+        if not any(own):
+            raise InputError("linc translation='words': no sentence has a word a predicate name can be built "
+                             "from; use translation='paper' for this problem")
+        everyone = Vocabulary(predicates=list(dict.fromkeys(p for v in own if v for p in v.predicates)),
+                              constants=list(dict.fromkeys(c for v in own if v for c in v.constants)))
+        bare = [i for i, v in enumerate(own) if v is None]
+        tracing.annotate({"agentkit.linc.grounding": "words", "agentkit.linc.grounding.fallback":
+                          f"sentences {bare} have no word a name can be built from: they get every sentence's names"
+                          if bare else None})
+        return {"grounding": Grounding(predicates=[n for n, _ in everyone.predicates], constants=everyone.constants),
+                "vocabularies": [everyone if v is None else v for v in own]}
+
     async def symbolic_inference(state: LincResult) -> dict[str, object]:
         proved = await asyncio.to_thread(lambda: [
             checking.judge(p, timeout_s, checks=checks, allow_inconsistent=allow) for p in state.programs])
@@ -225,12 +245,13 @@ def build(
     def majority_vote(state: LincResult) -> dict[str, object]:
         votes = Tally().add(s.label for s in state.samples if s.label != "Error")
         winner = votes.winner
-        calls = 1 if translation == "paper" else request_count(state.vocabularies, len(state.premises) + 1)
+        sentences = len(state.premises) + 1
+        calls = {"paper": 1, "words": sentences}.get(translation) or request_count(state.vocabularies, sentences)
         return {"k": k, "votes": votes, "answer": winner, "agreement": votes.counts[winner] / k if winner is not None else 0.0,
                 "error_count": sum(s.label == "Error" for s in state.samples),
                 "inconsistent_count": sum(s.premises_consistent is False for s in state.samples),
                 "degenerate_count": sum(bool(set(s.findings) - {"inconsistent_premises"}) for s in state.samples),
-                "calls": calls}
+                "calls": calls, "translation": translation}
 
     graph = Graph("linc", LincResult, inputs=["premises", "conclusion"])
     if translation == "paper":
@@ -238,6 +259,16 @@ def build(
                         inputs=["premises", "conclusion"], output="programs", many=True, violations="invalid_samples")
         graph.add_edge(START, "semantic_parsing")
         graph.add_edge("semantic_parsing", "symbolic_inference")
+    elif translation == "words":
+        graph.add_node("name_words", name_words, reads=["premises", "conclusion"], writes=["grounding", "vocabularies"])
+        words = sentence_agent(sampling=sampling.model_copy(update={"max_tokens": min(max_tokens, 256)}),
+                               max_depth=max_depth, max_width=max_width, words=True)
+        graph.add_agent("sentence_translation", SentenceTranslation(words, k=k, backend=backend, per_sentence=True),  # type: ignore[arg-type]
+                        inputs=["premises", "conclusion", "vocabularies"], output="programs", many=True,
+                        violations="invalid_samples")
+        graph.add_edge(START, "name_words")
+        graph.add_edge("name_words", "sentence_translation")
+        graph.add_edge("sentence_translation", "symbolic_inference")
     else:
         sentences = sentence_agent(sampling=sampling.model_copy(update={"max_tokens": min(max_tokens, 256)}),
                                    max_depth=max_depth, max_width=max_width)
@@ -253,12 +284,12 @@ def build(
         graph.add_edge("ground_names", "vocabulary")
         graph.add_edge("vocabulary", "sentence_translation")
         graph.add_edge("sentence_translation", "symbolic_inference")
-    sentence_keys = [] if translation == "paper" else ["vocabularies", "vocabulary_violations"]
+    sentence_keys = {"paper": [], "words": ["vocabularies"]}.get(translation, ["vocabularies", "vocabulary_violations"])
     graph.add_node("symbolic_inference", symbolic_inference,
                    reads=["programs", "invalid_samples", *sentence_keys], writes=["samples"])
     graph.add_node("majority_vote", majority_vote, reads=["samples", *sentence_keys],
                    writes=["k", "votes", "answer", "agreement", "error_count", "inconsistent_count",
-                           "degenerate_count", "calls"])
+                           "degenerate_count", "calls", "translation"])
     graph.add_edge("symbolic_inference", "majority_vote")
     graph.add_edge("majority_vote", END)
     return graph
@@ -328,7 +359,8 @@ def extras(output: LincResult) -> dict[str, object]:
             "degenerate_count": output.degenerate_count,
             "degenerate_rate": output.degenerate_count / k if k else None,
             "invalid": refused, "sample_findings": [s.findings for s in output.samples], "calls": output.calls,
-            "grounding": None if not output.vocabularies and not output.vocabulary_violations
+            "grounding": "words" if output.translation == "words"
+            else None if not output.vocabularies and not output.vocabulary_violations
             else ("input" if output.grounding.grounded else "open")}
 
 

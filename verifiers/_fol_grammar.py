@@ -138,6 +138,7 @@ def fol_grammar(
     max_width: int = 8,
     max_arity: int = 4,
     max_name_len: int = 48,
+    quantified: bool = False,
 ) -> str:
     """A Lark grammar (``start:`` rule) admitting one canonical FOLIO formula.
 
@@ -145,11 +146,17 @@ def fol_grammar(
     predicate's arity) when the caller knows it; ``None`` admits any well-formed name. Bounds:
     ``max_depth`` nesting levels as :func:`grammar_depth` counts them (FOLIO's gold formulas need
     at most 5), ``max_width`` operands per ∧/∨ chain, ``max_arity`` arguments per predicate,
-    ``max_name_len`` characters per name.
+    ``max_name_len`` characters per name. ``quantified`` admits only formulas that begin with a
+    quantifier: with one variable, every occurrence of it is then bound (an unbound name reads as a
+    constant, so a sentence with no named individual would otherwise be about one called "x").
     The result is accepted by llguidance (outlines' CFG backend, vLLM's ``structured_outputs``
     ``grammar``) and by the ``lark`` package.
     """
     lines, top = _formula_rules(
         predicates, constants, variables, max_depth, max_width, max_arity, max_name_len
     )
+    if quantified:
+        if max_depth < 1:
+            raise ConfigError("fol_grammar(quantified=True) needs max_depth >= 1 (a quantifier is one level)")
+        top = f"q{max_depth}"
     return "\n".join([f"start: {top}", *lines]) + "\n"

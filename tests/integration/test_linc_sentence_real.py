@@ -1,6 +1,7 @@
 """LINC's per-sentence variant with the input-grounded grammar on the real SmolLM2 (issue 17's "done
 when"): on ProntoQA_1, every predicate of every program comes from the input's words, by
-construction. The answer is not asserted: a 135M parser translates poorly either way.
+construction; and ``translation="words"`` gives each formula only its own sentence's names. The answer
+is not asserted: a 135M parser translates poorly either way.
 
 The knobs go through the same parsing as ``agentkit run linc -o translation='"sentence"' -o
 grounded=true``; the backend is llama.cpp on one thread (the machine is shared), K=2 for time.
@@ -88,3 +89,32 @@ def test_sentence_translation_with_the_grounded_grammar_uses_only_the_inputs_wor
     inner = backend.inner
     prompt_tokens = sum(len(inner._prompt_tokens(inner.format_prompt(r))) for r in backend.requests)
     assert inner._scheduler.reused_tokens >= 0.75 * prompt_tokens, (inner._scheduler.reused_tokens, prompt_tokens)
+
+
+def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> None:
+    """``-o translation='"words"'``: formula j of every program uses only sentence j's own names and
+    constants, and a sentence that names nobody comes back closed (a quantifier binds its x)."""
+    from agentkit.backends.llamacpp import LlamaCppBackend
+    from agentkit.graphs._linc_grounding import words_vocabularies
+
+    (example,) = [e for e in load_dataset("prontoqa") if e.id == "ProntoQA_1"]
+    problem = linc.input_from(example)
+    pattern = get_pattern("linc")
+    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "k=2", "seed=3"])
+    backend = Recording(LlamaCppBackend(n_threads=1))
+    out = asyncio.run(pattern.graph(backend, **knobs).compile().ainvoke(problem))
+
+    vocabularies = words_vocabularies(problem.sentences)
+    assert len(backend.requests) == out.calls == len(problem.sentences)
+    assert all(r.n == 2 for r in backend.requests)
+    programs = [s for s in out.samples if s.premises_fol is not None]
+    assert programs, [s.reason for s in out.samples]
+    for sample in programs:
+        for formula, vocabulary in zip([*sample.premises_fol, sample.conclusion_fol], vocabularies, strict=True):
+            tree = parse(formula)
+            names = {name for name, _ in vocabulary.predicates}
+            for atom in _atoms(tree):
+                assert atom.pred in names, (atom.pred, formula, names)
+                assert all(a.name in ("x", *vocabulary.constants) for a in atom.args), (formula, vocabulary)
+            if not vocabulary.constants:
+                assert isinstance(tree, (ForAll, Exists)), formula
