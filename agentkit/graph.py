@@ -131,7 +131,7 @@ class Graph(Generic[S]):
 
         async def run(state: BaseModel, backend: Backend | None) -> dict[str, Any]:
             inp = input_model.model_validate({f: getattr(state, key) for f, key in mapping.items()})
-            engine = agent.backend or backend
+            engine = backend if agent.backend is None else agent.backend  # a backend may be falsy (an empty cassette)
             with tracing.agent_span(name, provider=getattr(engine, "provider", None),
                                     model=getattr(engine, "model", None), inp=inp) as s:
                 result = await agent.arun(inp, backend=engine, retry=retry)

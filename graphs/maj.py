@@ -244,7 +244,7 @@ def build(
             **ordering,
             input_type=_JudgeView,
             output_type=Judgment,
-            backend=p.backend or backend,
+            backend=backend if p.backend is None else p.backend,
             n=samples,
             sampling=sampling,
             prompt=_judge_prompt(p.name, layout),

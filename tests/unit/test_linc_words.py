@@ -133,3 +133,14 @@ def test_a_problem_without_a_name_word_is_refused_with_the_way_out() -> None:
     problem = linc.LogicProblem(premises=["It is so."], conclusion="It is.")
     with pytest.raises(InputError, match="translation='paper'"):
         asyncio.run(linc.build(Parser({}), k=1, translation="words").compile().ainvoke(problem))
+
+
+def test_recording_into_an_empty_cassette_reaches_the_sentence_step(tmp_path) -> None:
+    """An empty cassette has len 0: the graph must still hand the build's backend to the node (it
+    once fell back to the compile's None, and the first example of a new words run failed)."""
+    from agentkit.backends.replay import ReplayBackend
+
+    recording = ReplayBackend(tmp_path / "words.cassette.jsonl", record_from=Parser({s: [RIGHT[s]] for s in JOMPUS.sentences}))
+    assert len(recording) == 0
+    out = asyncio.run(linc.build(recording, k=1, translation="words", max_depth=2, max_width=2).compile().ainvoke(JOMPUS))
+    assert out.answer == "False" and len(recording) == len(JOMPUS.sentences)
