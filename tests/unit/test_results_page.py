@@ -141,3 +141,14 @@ def test_a_run_whose_comparisons_no_longer_recompute_from_its_results_is_named(y
     direct.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     assert page.unreproduced(run) == ["mccot vs direct"]
     assert results.main(["--page", str(path), "--out", str(tmp_path / "runs"), "--check"]) == 1
+
+
+def test_the_landed_results_page_matches_the_landed_runs() -> None:
+    """docs/RESULTS.md as committed: every table is what its runs in docs/runs give, and every run's
+    comparison.json recomputes from its results (rerun ``bench/results.py --page docs/RESULTS.md``
+    after adding run data)."""
+    results = bench_module("results")
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    assert page.count("<!-- runs: ") >= 6  # the page is generated, not hand-copied
+    assert results._results_page.stale(page, root / "docs" / "runs", results.linc_report) == []
