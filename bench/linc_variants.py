@@ -1,7 +1,7 @@
 """LINC's variants side by side on the same examples (issue 17's evaluation), resumable.
 
 Per dataset, each generation variant (paper mode, per-sentence, per-sentence + grounded grammar,
-per-sentence over each sentence's own words) runs
+per-sentence over each sentence's own words, and that with the sentence's polarity) runs
 on the real model through a recording backend: every generation is appended (fsync'd) to the
 variant's cassette in the run directory. Its twin with the degenerate-program checks
 (``checks=true``) then runs on that cassette alone, so the two differ in the checks and nothing
@@ -14,7 +14,7 @@ Every directory is an ordinary eval run: ``agentkit eval --compare`` pairs them,
 script resumes.
 
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
-        [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded,words] \\
+        [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded,words,polarity] \\
         [--baselines] [--budget-baseline] [--concurrency 2]
         [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48
          --request-timeout 1800]
@@ -68,6 +68,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "sentence": {"translation": "sentence"},
     "grounded": {"translation": "sentence", "grounded": True},
     "words": {"translation": "words"},
+    "polarity": {"translation": "words", "polarity": True},
 }
 BASELINES = ("direct", "cot", "sc", "majority-label")
 #: sc at the per-sentence variants' budget, and the run whose samples per example set its K
@@ -75,7 +76,7 @@ BUDGET_RUN, BUDGET_SOURCE = "sc-sentence-budget", "grounded"
 #: the vote each LINC run is budget-matched with
 #: (``words`` makes K samples per sentence; ``grounded`` K more for its vocabulary, so the budget run's
 #: K is at least words' samples per example: a conservative match)
-MATCHED = {"paper": "sc", "sentence": BUDGET_RUN, "grounded": BUDGET_RUN, "words": BUDGET_RUN}
+MATCHED = {"paper": "sc", "sentence": BUDGET_RUN, "grounded": BUDGET_RUN, "words": BUDGET_RUN, "polarity": BUDGET_RUN}
 
 log = logging.getLogger("linc_variants")
 

@@ -58,6 +58,9 @@ PRONOUNS = frozenset(["he", "she", "it", "they", "him", "her", "them", "his", "i
 CLAUSE_WORDS = frozenset(["is", "are", "was", "were", "be", "been", "am", "not", "no", "nor", "if", "then", "and", "or", "but", "every", "each", "all", "some"])
 #: a capitalised first word followed by one of these is a plural noun ("Jompuses are"), not a name
 _PLURAL_VERBS = frozenset({"are", "were", "do", "have"})
+#: a sentence with one of these says "not": under ``polarity`` its formula must hold a ¬ (and one
+#: without must not); "isn't", "doesn't" and the like count through their "n't"
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor|cannot)\b|n['’]t\b", re.I)
 VARIABLES = ("x", "y", "z", "w")  # the sentence grammar's variables: never constants
 MAX_ARITY = 3
 MAX_PREDICATE_CANDIDATES = 2000
@@ -89,6 +92,11 @@ class Grounding(BaseModel):
 
 def _words(sentence: str) -> list[str]:
     return [w for w in _WORD.findall(sentence) if w.lower() not in ARTICLES]
+
+
+def says_not(sentence: str) -> bool:
+    """Whether the sentence has a negation word (``polarity``: its formula then needs a ¬)."""
+    return _NEGATION.search(sentence) is not None
 
 
 def _camel(words: Sequence[str]) -> str:
@@ -299,4 +307,4 @@ def _children(f: Formula) -> tuple[Formula, ...]:
 
 __all__ = ["FUNCTION_WORDS", "Grounding", "Vocabulary", "constant_candidates", "ground",
            "number_variants", "predicate_candidates", "read_vocabulary", "render_vocabulary",
-           "vocabulary_grammar", "vocabulary_of", "words_vocabularies"]
+           "says_not", "vocabulary_grammar", "vocabulary_of", "words_vocabularies"]

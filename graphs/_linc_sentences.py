@@ -41,6 +41,7 @@ from agentkit.graphs._linc_grounding import (
     Vocabulary,
     read_vocabulary,
     render_vocabulary,
+    says_not,
     vocabulary_grammar,
     vocabulary_of,
     words_vocabularies,
@@ -135,13 +136,15 @@ def _sentence_prompt(inp: SentenceInput) -> str:
     return f"VOCABULARY:\n{render_vocabulary(inp.vocabulary)}\nTEXT: {inp.sentence}"
 
 
-def sentence_grammar(vocabulary: Vocabulary, *, max_depth: int, max_width: int, words: bool = False) -> str:
+def sentence_grammar(vocabulary: Vocabulary, *, max_depth: int, max_width: int, words: bool = False,
+                     negation: bool | None = None) -> str:
     """One formula over exactly this vocabulary (variables x, y, z, w stay free to use). ``words``
     (a sentence's own names): the one variable x, and a sentence that names no individual must be
-    quantified, so its x is bound."""
+    quantified, so its x is bound. ``negation`` (``polarity``): whether the formula must (True) or
+    must not (False) hold a ¬; None leaves it to the model."""
     return fol_grammar(vocabulary.predicates, vocabulary.constants, max_depth=max_depth, max_width=max_width,
                        variables=("x",) if words else VARIABLES, max_arity=max(a for _, a in vocabulary.predicates),
-                       quantified=words and not vocabulary.constants)
+                       quantified=words and not vocabulary.constants, negation=negation)
 
 
 def _read_formula(text: str, inp: SentenceInput) -> SentenceFOL:
@@ -172,9 +175,10 @@ def vocabulary_agent(*, k: int, sampling: Sampling, max_predicates: int, max_con
 
 
 def sentence_agent(*, sampling: Sampling, max_depth: int, max_width: int,
-                   words: bool = False) -> Agent[SentenceInput, SentenceFOL]:
+                   words: bool = False, polarity: bool = False) -> Agent[SentenceInput, SentenceFOL]:
     """The sentence step's agent; ``words`` shows each shot with its sentence's own names
-    (``translation="words"``) instead of its problem's vocabulary."""
+    (``translation="words"``) instead of its problem's vocabulary; ``polarity`` gives a sentence
+    with a negation word a formula with a ¬, and one without a formula without."""
     shots = []
     for pairs in WORDS_SHOTS if words else SENTENCE_SHOTS:
         if words:
@@ -189,7 +193,8 @@ def sentence_agent(*, sampling: Sampling, max_depth: int, max_width: int,
         text_output=TextOutput(
             kind="grammar",
             constraint=lambda inp: sentence_grammar(inp.vocabulary, max_depth=max_depth, max_width=max_width,
-                                                    words=words),
+                                                    words=words,
+                                                    negation=says_not(inp.sentence) if polarity else None),
             parse=_read_formula,
             render=lambda _, out: out.fol,
             hint="Reply with the formula only.",

@@ -54,8 +54,12 @@ def _formula_rules(
     max_width: int,
     max_arity: int,
     max_name_len: int,
+    negation: bool | None = None,
+    quantified: bool = False,
 ) -> tuple[list[str], str]:
-    """Rules for one formula; returns (lines, name of the top rule)."""
+    """Rules for one formula; returns (lines, name of the top rule). ``negation`` False drops ¬;
+    True adds a copy of the operand, chain and quantifier rules (``pn``, ``binn``, ``qn``, ...)
+    whose every derivation holds a ¬ somewhere, and starts from it."""
     if max_depth < 0 or max_width < 2 or max_arity < 1 or max_name_len < 1:
         raise ConfigError(
             "fol_grammar needs max_depth >= 0, max_width >= 2, max_arity >= 1, max_name_len >= 1"
@@ -111,9 +115,11 @@ def _formula_rules(
         p_alts = [atom]
         f_alts = [atom]
         if d >= 1:
-            lines.append(f'neg{d}: "¬" p{d - 1}')
-            p_alts += [f"neg{d}", f'"(" bin{d - 1} ")"']
-            f_alts.append(f"neg{d}")
+            if negation is not False:
+                lines.append(f'neg{d}: "¬" p{d - 1}')
+                p_alts.append(f"neg{d}")
+                f_alts.append(f"neg{d}")
+            p_alts.append(f'"(" bin{d - 1} ")"')
             q_alts = [f'qopen qb{d - 1} ")"']
             if d >= 2:
                 p_alts.append(f'"(" q{d - 1} ")"')
@@ -126,7 +132,34 @@ def _formula_rules(
         if d >= 1:
             f_alts.append(f"q{d}")
         lines.append(f"f{d}: " + " | ".join(f_alts + [f"bin{d}"]))
-    return lines, f"f{max_depth}"
+    if negation:
+        lines += _negated_rules(max_depth, max_width)
+        return lines, f"qn{max_depth}" if quantified else f"fn{max_depth}"
+    return lines, f"q{max_depth}" if quantified else f"f{max_depth}"
+
+
+def _negated_rules(max_depth: int, max_width: int) -> list[str]:
+    """The "holds a ¬" copy of each rule from depth 1 up (depth 0 is atoms only): an operand, chain,
+    quantifier or formula is negated when it is a ¬ or one of its parts is negated; the other parts
+    stay free (``p``). A chain picks where its first negated operand stands, so its width bound holds."""
+    lines: list[str] = []
+    for d in range(1, max_depth + 1):
+        pn = [f"neg{d}"] + ([f'"(" binn{d - 1} ")"', f'"(" qn{d - 1} ")"'] if d >= 3 else
+                            [f'"(" binn{d - 1} ")"'] if d == 2 else [])
+        lines.append(f"pn{d}: " + " | ".join(pn))
+        alts = []
+        for sym in ("∧", "∨"):
+            for before in range(max_width):
+                for after in range(max(0, 1 - before), max_width - before):
+                    alts.append(" ".join([*[f'p{d} " {sym} "'] * before, f"pn{d}", *[f'" {sym} " p{d}'] * after]))
+        for sym in ("⊕", "→", "↔"):
+            alts += [f'pn{d} " {sym} " p{d}', f'p{d} " {sym} " pn{d}']
+        lines.append(f"binn{d}: " + " | ".join(alts))
+        lines.append(f"qbn{d}: neg{d} | binn{d}")
+        if d >= 2:
+            lines.append(f'qn{d}: qopen qbn{d - 1} ")"' + (f" | qpre qn{d - 1}" if d >= 3 else ""))
+        lines.append(f"fn{d}: neg{d} | binn{d}" + (f" | qn{d}" if d >= 2 else ""))
+    return lines
 
 
 def fol_grammar(
@@ -139,6 +172,7 @@ def fol_grammar(
     max_arity: int = 4,
     max_name_len: int = 48,
     quantified: bool = False,
+    negation: bool | None = None,
 ) -> str:
     """A Lark grammar (``start:`` rule) admitting one canonical FOLIO formula.
 
@@ -149,14 +183,18 @@ def fol_grammar(
     ``max_name_len`` characters per name. ``quantified`` admits only formulas that begin with a
     quantifier: with one variable, every occurrence of it is then bound (an unbound name reads as a
     constant, so a sentence with no named individual would otherwise be about one called "x").
+    ``negation``: None admits ¬ anywhere, False nowhere, True requires at least one (how a
+    sentence's wording can decide its formula's polarity).
     The result is accepted by llguidance (outlines' CFG backend, vLLM's ``structured_outputs``
     ``grammar``) and by the ``lark`` package.
     """
+    if quantified and max_depth < 1:
+        raise ConfigError("fol_grammar(quantified=True) needs max_depth >= 1 (a quantifier is one level)")
+    if negation and max_depth < 1 + quantified:
+        raise ConfigError(f"fol_grammar(negation=True{', quantified=True' if quantified else ''}) needs "
+                          f"max_depth >= {1 + quantified} (a ¬ is one level, a quantifier another)")
     lines, top = _formula_rules(
-        predicates, constants, variables, max_depth, max_width, max_arity, max_name_len
+        predicates, constants, variables, max_depth, max_width, max_arity, max_name_len,
+        negation=negation, quantified=quantified,
     )
-    if quantified:
-        if max_depth < 1:
-            raise ConfigError("fol_grammar(quantified=True) needs max_depth >= 1 (a quantifier is one level)")
-        top = f"q{max_depth}"
     return "\n".join([f"start: {top}", *lines]) + "\n"

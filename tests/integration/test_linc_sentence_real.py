@@ -92,15 +92,16 @@ def test_sentence_translation_with_the_grounded_grammar_uses_only_the_inputs_wor
 
 
 def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> None:
-    """``-o translation='"words"'``: formula j of every program uses only sentence j's own names and
-    constants, and a sentence that names nobody comes back closed (a quantifier binds its x)."""
+    """``-o translation='"words"' -o polarity=true``: formula j of every program uses only sentence
+    j's own names and constants, a sentence that names nobody comes back closed (a quantifier binds
+    its x), and a formula holds a ¬ exactly when its sentence says "not"."""
     from agentkit.backends.llamacpp import LlamaCppBackend
-    from agentkit.graphs._linc_grounding import words_vocabularies
+    from agentkit.graphs._linc_grounding import says_not, words_vocabularies
 
     (example,) = [e for e in load_dataset("prontoqa") if e.id == "ProntoQA_1"]
     problem = linc.input_from(example)
     pattern = get_pattern("linc")
-    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "k=2", "seed=3"])
+    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "polarity=true", "k=2", "seed=3"])
     backend = Recording(LlamaCppBackend(n_threads=1))
     out = asyncio.run(pattern.graph(backend, **knobs).compile().ainvoke(problem))
 
@@ -110,8 +111,10 @@ def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> 
     programs = [s for s in out.samples if s.premises_fol is not None]
     assert programs, [s.reason for s in out.samples]
     for sample in programs:
-        for formula, vocabulary in zip([*sample.premises_fol, sample.conclusion_fol], vocabularies, strict=True):
+        formulas = [*sample.premises_fol, sample.conclusion_fol]
+        for formula, vocabulary, sentence in zip(formulas, vocabularies, problem.sentences, strict=True):
             tree = parse(formula)
+            assert ("¬" in formula) == says_not(sentence), (sentence, formula)
             names = {name for name, _ in vocabulary.predicates}
             for atom in _atoms(tree):
                 assert atom.pred in names, (atom.pred, formula, names)

@@ -16,8 +16,8 @@ import pytest
 from agentkit.backends.base import Choice, Generation, GenerationRequest, Usage
 from agentkit.errors import ConfigError, InputError
 from agentkit.graphs import linc
-from agentkit.graphs._linc_grounding import words_vocabularies
-from agentkit.graphs._linc_sentences import WORDS_SHOTS, sentence_grammar
+from agentkit.graphs._linc_grounding import says_not, words_vocabularies
+from agentkit.graphs._linc_sentences import SENTENCE_SHOTS, WORDS_SHOTS, sentence_grammar
 from agentkit.verifiers.fol import fol_grammar, parse
 
 JOMPUS = linc.LogicProblem(premises=["Jompuses are not shy.", "Every yumpus is a jompus.", "Max is a yumpus."],
@@ -144,3 +144,29 @@ def test_recording_into_an_empty_cassette_reaches_the_sentence_step(tmp_path) ->
     assert len(recording) == 0
     out = asyncio.run(linc.build(recording, k=1, translation="words", max_depth=2, max_width=2).compile().ainvoke(JOMPUS))
     assert out.answer == "False" and len(recording) == len(JOMPUS.sentences)
+
+
+@pytest.mark.parametrize(("sentence", "negated"), [
+    ("Jompuses are not shy.", True), ("No reptile has fur.", True), ("Tom isn't furry.", True),
+    ("Nothing is both.", True), ("It cannot fly.", True), ("Jompuses are shy.", False),
+    ("Notable people are nice.", False), ("Nobel won.", False),
+])
+def test_a_sentence_says_not_by_its_words(sentence, negated) -> None:
+    assert says_not(sentence) is negated
+
+
+def test_polarity_gives_a_negated_sentence_a_negated_formula_and_no_other() -> None:
+    backend = Parser({s: [RIGHT[s]] for s in JOMPUS.sentences})
+    out = asyncio.run(linc.build(backend, k=1, translation="words", polarity=True, max_depth=2, max_width=2)
+                      .compile().ainvoke(JOMPUS))
+    assert out.answer == "False"  # the right program is admitted sentence by sentence
+    grammars = {r.messages[-1].content.rpartition("\nTEXT: ")[2]: r.constraint.value for r in backend.requests}
+    assert not _admits(grammars["Jompuses are not shy."], "∀x (Jompuses(x) → Shy(x))")  # the dropped "not"
+    assert not _admits(grammars["Max is shy."], "¬Shy(max)")
+    for pairs in [*WORDS_SHOTS, *SENTENCE_SHOTS]:  # the worked examples obey it too
+        assert all(("¬" in fol) == says_not(sentence) for sentence, fol in pairs)
+
+
+def test_polarity_needs_a_per_sentence_translation() -> None:
+    with pytest.raises(ConfigError, match="polarity=true needs a per-sentence translation"):
+        linc.build(None, polarity=True)
