@@ -61,6 +61,9 @@ _PLURAL_VERBS = frozenset({"are", "were", "do", "have"})
 #: a sentence with one of these says "not": under ``polarity`` its formula must hold a ¬ (and one
 #: without must not); "isn't", "doesn't" and the like count through their "n't"
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor|cannot)\b|n['’]t\b", re.I)
+#: a pronoun in a sentence with one of these refers to the quantified thing, not to a named one
+_QUANTIFIER_WORDS = frozenset(["something", "someone", "somebody", "everything", "everyone", "everybody", "anything",
+                               "anyone", "anybody", "nothing", "nobody", "all", "every", "each", "any", "some"])
 VARIABLES = ("x", "y", "z", "w")  # the sentence grammar's variables: never constants
 MAX_ARITY = 3
 MAX_PREDICATE_CANDIDATES = 2000
@@ -150,7 +153,8 @@ def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Voc
 (every word of a name, so "performs in school" and "perform in school" share ``PerformInSchool``):
     a name is the same in every sentence that says it, and differs where the words differ, which is
     what stops a small parser from writing one formula for every sentence. Constants are the
-    sentence's own (:func:`constant_candidates`), plus the problem's when a pronoun may refer to one;
+    sentence's own (:func:`constant_candidates`), plus the problem's when a pronoun may refer to one
+    (a pronoun in a sentence that quantifies, "if something is red then it is big", refers to that);
     a sentence with neither gets none, so "Every cat is furry" cannot become ``Furry(tom)``.
     ``None`` marks a sentence without a word a name can be built from."""
     used = {w.lower() for s in sentences for w in _WORD.findall(s)}
@@ -164,7 +168,8 @@ def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Voc
             if _camel(span) not in individuals:
                 names.setdefault(_camel([min((v for v in number_variants(w) if v.lower() in used), key=len)
                                          for w in span]), None)
-        if any(w.lower() in PRONOUNS for w in _WORD.findall(sentence)):
+        lowered = {w.lower() for w in _WORD.findall(sentence)}
+        if lowered & PRONOUNS and not lowered & _QUANTIFIER_WORDS:  # "if something is red, it is big": no one named
             own = list(dict.fromkeys([*own, *everyone]))
         out.append(Vocabulary(predicates=[(n, 1) for n in names], constants=own) if names else None)
     return out

@@ -59,10 +59,12 @@ def test_every_word_of_a_name_is_spelt_alike() -> None:
 
 
 def test_constants_are_the_sentences_own_unless_a_pronoun_may_name_one() -> None:
-    vocabularies = words_vocabularies(["The cat chases the mouse.", "Every cat is fast.", "It is fast."])
+    vocabularies = words_vocabularies(["The cat chases the mouse.", "Every cat is fast.", "It is fast.",
+                                       "If something is fast then it is happy."])
     assert vocabularies[0].constants == ["cat", "mouse"] and "ChasesMouse" in _names(["The cat chases the mouse."])[0]
     assert vocabularies[1].constants == []  # "Every cat is fast" cannot become Fast(cat)
     assert vocabularies[2].constants == ["cat", "mouse"]
+    assert vocabularies[3].constants == []  # its "it" is the something: the formula must quantify
 
 
 def test_a_sentence_without_a_name_word_is_marked() -> None:
