@@ -47,6 +47,7 @@ from agentkit.eval._attempt import Lost, WarnOnce, attempt
 from agentkit.eval._attempt import describe as _describe  # noqa: F401 - the old private names
 from agentkit.eval._attempt import jsonable as _jsonable
 from agentkit.eval._attempt import usage_of as _usage  # noqa: F401
+from agentkit.eval._code_version import code_version
 from agentkit.eval._dataset_select import EvalDataset, select_dataset
 from agentkit.eval._progress import EvalProgress
 from agentkit.eval._ray_spec import BackendSpec, RayOptions
@@ -95,6 +96,8 @@ class RunManifest(BaseModel):
     examples: int = 0
     started_at: str = Field("", description="when the run first started (a resume keeps it)")
     resumed_at: list[str] = Field(default_factory=list, description="when each --resume continued the run")
+    code: list[str] = Field(default_factory=list, description="the agentkit code of the start and of each resume "
+                                                               "since it was recorded (a commit, +dirty if edited)")
     ray: dict[str, Any] | None = Field(None, description="where a Ray run ran (information only: a run "
                                        "may be resumed with or without Ray)")
 
@@ -158,7 +161,8 @@ def _continued(out: Path, manifest: RunManifest) -> RunManifest:
     except (OSError, ValueError):  # no stored run to continue (check_out_dir refused an unreadable one)
         return manifest
     return manifest.model_copy(update={"started_at": old.started_at or manifest.started_at,
-                                       "resumed_at": [*old.resumed_at, manifest.started_at]})
+                                       "resumed_at": [*old.resumed_at, manifest.started_at],
+                                       "code": [*old.code, *manifest.code]})
 
 
 def _write_manifest(out: Path, manifest: RunManifest) -> None:
@@ -344,7 +348,7 @@ async def aevaluate(
     manifest = RunManifest(
         pattern=name, dataset=data.name, answer_kind=data.answer_kind, labels=data.labels, knobs=effective,
         provider="", model="", field_map=data.field_map, dataset_sha256=data.sha256, examples=len(data.examples),
-        started_at=_now(),
+        started_at=_now(), code=[code_version()],
     )
     unknown = {"provider", "model"}  # until the backend (or an actor) is built: fail before that on the rest
     check_out_dir(out, manifest.model_dump(include=set(_IDENTITY) - unknown), resume=resume)

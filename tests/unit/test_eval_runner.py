@@ -334,3 +334,25 @@ async def test_sync_evaluate_inside_a_running_loop_says_to_await_aevaluate(repla
     with pytest.raises(ConfigError, match="await aevaluate"):
         evaluate("direct", select_dataset("gsm8k", limit=1), replay(CASSETTE), tmp_path / "loop")
     assert not (tmp_path / "loop" / "results.jsonl").exists()
+
+
+def test_run_json_names_the_code_of_the_start_and_of_each_resume(replay, tmp_path: Path, monkeypatch) -> None:
+    from agentkit.eval import runner
+
+    versions = iter(["abc1234", "def5678+dirty"])
+    monkeypatch.setattr(runner, "code_version", lambda: next(versions))
+    out = tmp_path / "r"
+    evaluate("direct", select_dataset("gsm8k", limit=1), replay(CASSETTE), out)
+    evaluate("direct", select_dataset("gsm8k", limit=2), replay(CASSETTE), out, resume=True)
+    assert json.loads((out / "run.json").read_text())["code"] == ["abc1234", "def5678+dirty"]
+
+
+def test_the_code_version_is_this_checkouts_commit() -> None:
+    import re
+    import subprocess
+
+    from agentkit.eval._code_version import code_version
+
+    head = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    assert re.fullmatch(rf"{head}(\+dirty)?", code_version())
