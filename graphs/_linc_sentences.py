@@ -203,6 +203,22 @@ def sentence_agent(*, sampling: Sampling, max_depth: int, max_width: int,
     )
 
 
+def sentence_names(sentences: Sequence[str]) -> tuple[Grounding, list[Vocabulary]]:
+    """``translation="words"``'s names: each sentence's own (``words_vocabularies``); a sentence with
+    no word a name can be built from gets every sentence's (``Grounding.fallback`` says which)."""
+    own = words_vocabularies(sentences)
+    if not any(own):
+        raise InputError("linc translation='words': no sentence has a word a predicate name can be built "
+                         "from; use translation='paper' for this problem")
+    everyone = Vocabulary(predicates=list(dict.fromkeys(p for v in own if v for p in v.predicates)),
+                          constants=list(dict.fromkeys(c for v in own if v for c in v.constants)))
+    bare = [i for i, v in enumerate(own) if v is None]
+    fallback = f"sentences {bare} have no word a name can be built from: they get every sentence's names"
+    grounding = Grounding(predicates=[n for n, _ in everyone.predicates], constants=everyone.constants,
+                          fallback=fallback if bare else None)
+    return grounding, [everyone if v is None else v for v in own]
+
+
 def _groups(vocabularies: Sequence[Vocabulary]) -> list[tuple[Vocabulary, list[int]]]:
     """Samples that declared the same vocabulary, in first-seen order: one request each."""
     by_key: dict[str, tuple[Vocabulary, list[int]]] = {}

@@ -61,8 +61,14 @@ from agentkit.backends.base import Backend, Sampling
 from agentkit.errors import ConfigError, InputError, NoValidSample
 from agentkit.graph import END, START, Graph
 from agentkit.graphs import _linc_checks as checking
-from agentkit.graphs._linc_grounding import Grounding, Vocabulary, ground, words_vocabularies
-from agentkit.graphs._linc_sentences import SentenceTranslation, request_count, sentence_agent, vocabulary_agent
+from agentkit.graphs._linc_grounding import Grounding, Vocabulary, ground
+from agentkit.graphs._linc_sentences import (
+    SentenceTranslation,
+    request_count,
+    sentence_agent,
+    sentence_names,
+    vocabulary_agent,
+)
 from agentkit.graphs._linc_shots import FOLIO8
 from agentkit.graphs._linc_types import FOLProgram, LogicProblem, SampleVerdict
 from agentkit.pattern import Pattern, ScoredExample, checked_knobs
@@ -211,8 +217,9 @@ def build(
     sentence; see the module docstring), ``grounded`` restricts its vocabulary to names built from
     the input's words; ``translation="words"`` gives each sentence the names of its own words instead;
     ``polarity`` makes each sentence's formula negated exactly when the sentence says "not".
-    ``checks`` refuses samples with a copied conclusion or a repeated premise; ``allow_inconsistent`` counts samples whose premises are inconsistent (default: yes in paper
-    mode, as the paper does; no in the per-sentence variant)."""
+    ``checks`` refuses samples with a copied conclusion or a repeated premise; ``allow_inconsistent``
+    counts samples whose premises are inconsistent (default: yes in paper mode, as the paper does;
+    no in the per-sentence variant)."""
     if grounded and translation == "paper":
         raise ConfigError("linc: grounded=true needs translation='sentence' (the grounded grammar is the "
                           "vocabulary step's); drop grounded or pass -o translation='\"sentence\"'")
@@ -229,19 +236,9 @@ def build(
         return {"grounding": found}
 
     def name_words(state: LincResult) -> dict[str, object]:
-        sentences = [*state.premises, state.conclusion]
-        own = words_vocabularies(sentences)
-        if not any(own):
-            raise InputError("linc translation='words': no sentence has a word a predicate name can be built "
-                             "from; use translation='paper' for this problem")
-        everyone = Vocabulary(predicates=list(dict.fromkeys(p for v in own if v for p in v.predicates)),
-                              constants=list(dict.fromkeys(c for v in own if v for c in v.constants)))
-        bare = [i for i, v in enumerate(own) if v is None]
-        tracing.annotate({"agentkit.linc.grounding": "words", "agentkit.linc.grounding.fallback":
-                          f"sentences {bare} have no word a name can be built from: they get every sentence's names"
-                          if bare else None})
-        return {"grounding": Grounding(predicates=[n for n, _ in everyone.predicates], constants=everyone.constants),
-                "vocabularies": [everyone if v is None else v for v in own]}
+        grounding, vocabularies = sentence_names([*state.premises, state.conclusion])
+        tracing.annotate({"agentkit.linc.grounding": "words", "agentkit.linc.grounding.fallback": grounding.fallback})
+        return {"grounding": grounding, "vocabularies": vocabularies}
 
     async def symbolic_inference(state: LincResult) -> dict[str, object]:
         proved = await asyncio.to_thread(lambda: [
