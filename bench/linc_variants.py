@@ -25,8 +25,9 @@ The report gives, per dataset, every run's accuracy, balanced accuracy, degenera
 inconsistent shares and answer distribution; then three families of paired comparisons (exact
 McNemar, Holm-corrected within each family): every variant against paper mode; every LINC run
 against its budget-matched vote (paper mode's against ``sc``, the per-sentence runs' against
-``sc-sentence-budget``, whose K is at least each of their samples per example); and every LINC run against the best of the direct, cot and sc baselines
-(the pairs the budget family already shows left out).
+``sc-sentence-budget``, whose K is at least each of their samples per example); and every LINC
+run against the best of the direct, cot and sc baselines (the pairs the budget family already
+shows left out).
 
 The cassettes grow to megabytes per dataset (every sentence request holds the worked examples),
 but compress ~45x. ``--pack`` writes each as ``<variant>.cassette.jsonl.gz`` (the form kept in

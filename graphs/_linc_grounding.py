@@ -150,7 +150,7 @@ def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Voc
     to a named thing folds the thing into the name ("chases the mouse" -> ``ChasesMouse(x)``), which
     keeps every name made of the sentence's words. A word is spelt as the shortest of its number
     variants that the problem uses, so "Jompuses are shy" and "Max is a jompus" share ``Jompus``
-(every word of a name, so "performs in school" and "perform in school" share ``PerformInSchool``):
+    (every word of a name, so "performs in school" and "perform in school" share ``PerformInSchool``):
     a name is the same in every sentence that says it, and differs where the words differ, which is
     what stops a small parser from writing one formula for every sentence. Constants are the
     sentence's own (:func:`constant_candidates`), plus the problem's when a pronoun may refer to one

@@ -144,8 +144,7 @@ def _negated_rules(max_depth: int, max_width: int) -> list[str]:
     stay free (``p``). A chain picks where its first negated operand stands, so its width bound holds."""
     lines: list[str] = []
     for d in range(1, max_depth + 1):
-        pn = [f"neg{d}"] + ([f'"(" binn{d - 1} ")"', f'"(" qn{d - 1} ")"'] if d >= 3 else
-                            [f'"(" binn{d - 1} ")"'] if d == 2 else [])
+        pn = [f"neg{d}", *([f'"(" binn{d - 1} ")"'] if d >= 2 else []), *([f'"(" qn{d - 1} ")"'] if d >= 3 else [])]
         lines.append(f"pn{d}: " + " | ".join(pn))
         alts = []
         for sym in ("∧", "∨"):
