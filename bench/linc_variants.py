@@ -1,9 +1,9 @@
 """LINC's variants side by side on the same examples (issue 17's evaluation), resumable.
 
 Per dataset, each generation variant (paper mode, per-sentence, per-sentence + grounded grammar,
-per-sentence over each sentence's own words, and that with the sentence's polarity) runs
-on the real model through a recording backend: every generation is appended (fsync'd) to the
-variant's cassette in the run directory. Its twin with the degenerate-program checks
+per-sentence over each sentence's own words, that with the sentence's polarity, and that with
+quantifier restrictors) runs on the real model through a recording backend: every generation is
+appended (fsync'd) to the variant's cassette in the run directory. Its twin with the degenerate-program checks
 (``checks=true``) then runs on that cassette alone, so the two differ in the checks and nothing
 else: the same programs, voted with and without the refusals. The baselines (direct, cot, sc at
 the paper run's K, majority-label) run through ``agentkit eval`` itself. The per-sentence variants
@@ -14,7 +14,8 @@ Every directory is an ordinary eval run: ``agentkit eval --compare`` pairs them,
 script resumes.
 
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
-        [--datasets prontoqa,proofwriter-360,folio-clean] [--variants paper,sentence,grounded,words,polarity] \\
+        [--datasets prontoqa,proofwriter-360,folio-clean]
+        [--variants paper,sentence,grounded,words,polarity,restrictors] \\
         [--baselines] [--budget-baseline] [--concurrency 2]
         [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48
          --request-timeout 1800]
@@ -70,6 +71,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "grounded": {"translation": "sentence", "grounded": True},
     "words": {"translation": "words"},
     "polarity": {"translation": "words", "polarity": True},
+    "restrictors": {"translation": "words", "polarity": True, "restrictors": True},
 }
 BASELINES = ("direct", "cot", "sc", "majority-label")
 #: sc at the per-sentence variants' budget, and the run whose samples per example set its K
@@ -77,7 +79,7 @@ BUDGET_RUN, BUDGET_SOURCE = "sc-sentence-budget", "grounded"
 #: the vote each LINC run is budget-matched with
 #: (``words`` makes K samples per sentence; ``grounded`` K more for its vocabulary, so the budget run's
 #: K is at least words' samples per example: a conservative match)
-MATCHED = {"paper": "sc", "sentence": BUDGET_RUN, "grounded": BUDGET_RUN, "words": BUDGET_RUN, "polarity": BUDGET_RUN}
+MATCHED = {"paper": "sc", **{variant: BUDGET_RUN for variant in VARIANTS if variant != "paper"}}
 
 log = logging.getLogger("linc_variants")
 

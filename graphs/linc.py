@@ -31,6 +31,9 @@ Variants (knobs; the paper's procedure above is the default, ``translation="pape
   polarity=true          - per-sentence modes: a sentence with a negation word ("not", "no", "never",
                            "n't", ...) must get a formula with a ¬, and one without must not (the
                            135M parser was seen dropping the "not" of "Jompuses are not shy").
+  restrictors=true       - per-sentence modes: a ∀ may not range over a conjunction nor an ∃ over an
+                           implication (the parser wrote ∀x (Jompus(x) ∧ Yumpus(x)) for "Jompuses
+                           are yumpuses"; ∃x (A(x) → B(x)) is the same slip the other way round).
   checks=true            - samples whose conclusion is copied into the premises or that repeat a
                            premise are refused (Error), with the reason (``verifiers.fol_checks``).
   allow_inconsistent     - whether inconsistent premises (which "prove" anything) count: default
@@ -208,6 +211,7 @@ def build(
     checks: bool = False,
     allow_inconsistent: bool | None = None,
     polarity: bool = False,
+    restrictors: bool = False,
 ) -> Graph[LincResult]:
     """``shots`` names the few-shot set: "ours2" (default) or "folio8", the paper's 8 FOLIO-train
     stories. ``examples`` replaces it with your own problems as ((sentence, FOL) pairs, (conclusion,
@@ -216,16 +220,18 @@ def build(
     ``translation="sentence"`` is our per-sentence variant (vocabulary, then one request per
     sentence; see the module docstring), ``grounded`` restricts its vocabulary to names built from
     the input's words; ``translation="words"`` gives each sentence the names of its own words instead;
-    ``polarity`` makes each sentence's formula negated exactly when the sentence says "not".
+    ``polarity`` makes each sentence's formula negated exactly when the sentence says "not";
+    ``restrictors`` keeps each sentence's ∀ off a conjunction and its ∃ off an implication.
     ``checks`` refuses samples with a copied conclusion or a repeated premise; ``allow_inconsistent``
     counts samples whose premises are inconsistent (default: yes in paper mode, as the paper does;
     no in the per-sentence variant)."""
     if grounded and translation == "paper":
         raise ConfigError("linc: grounded=true needs translation='sentence' (the grounded grammar is the "
                           "vocabulary step's); drop grounded or pass -o translation='\"sentence\"'")
-    if polarity and translation == "paper":
-        raise ConfigError("linc: polarity=true needs a per-sentence translation (each sentence's grammar decides "
-                          "its ¬); pass -o translation='\"words\"' or '\"sentence\"', or drop polarity")
+    for knob, on in (("polarity", polarity), ("restrictors", restrictors)):
+        if on and translation == "paper":
+            raise ConfigError(f"linc: {knob}=true needs a per-sentence translation (it is a rule of each sentence's "
+                              f"grammar); pass -o translation='\"words\"' or '\"sentence\"', or drop {knob}")
     allow = translation == "paper" if allow_inconsistent is None else allow_inconsistent
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
 
@@ -267,7 +273,8 @@ def build(
     elif translation == "words":
         graph.add_node("name_words", name_words, reads=["premises", "conclusion"], writes=["grounding", "vocabularies"])
         words = sentence_agent(sampling=sampling.model_copy(update={"max_tokens": min(max_tokens, 256)}),
-                               max_depth=max_depth, max_width=max_width, words=True, polarity=polarity)
+                               max_depth=max_depth, max_width=max_width, words=True, polarity=polarity,
+                               restrictors=restrictors)
         graph.add_agent("sentence_translation", SentenceTranslation(words, k=k, backend=backend, per_sentence=True),  # type: ignore[arg-type]
                         inputs=["premises", "conclusion", "vocabularies"], output="programs", many=True,
                         violations="invalid_samples")
@@ -276,7 +283,8 @@ def build(
         graph.add_edge("sentence_translation", "symbolic_inference")
     else:
         sentences = sentence_agent(sampling=sampling.model_copy(update={"max_tokens": min(max_tokens, 256)}),
-                                   max_depth=max_depth, max_width=max_width, polarity=polarity)
+                                   max_depth=max_depth, max_width=max_width, polarity=polarity,
+                                   restrictors=restrictors)
         graph.add_node("ground_names", grounding, reads=["premises", "conclusion"], writes=["grounding"])
         graph.add_agent("vocabulary", vocabulary_agent(k=k, sampling=sampling, backend=backend, max_constants=12,
                                                        max_predicates=48),

@@ -56,10 +56,12 @@ def _formula_rules(
     max_name_len: int,
     negation: bool | None = None,
     quantified: bool = False,
+    restrictors: bool = False,
 ) -> tuple[list[str], str]:
     """Rules for one formula; returns (lines, name of the top rule). ``negation`` False drops ¬;
     True adds a copy of the operand, chain and quantifier rules (``pn``, ``binn``, ``qn``, ...)
-    whose every derivation holds a ¬ somewhere, and starts from it."""
+    whose every derivation holds a ¬ somewhere, and starts from it. ``restrictors`` gives ∀ and ∃
+    their own body rules (``qba``, ``qbe``) without the ∧ chain and the → respectively."""
     if max_depth < 0 or max_width < 2 or max_arity < 1 or max_name_len < 1:
         raise ConfigError(
             "fol_grammar needs max_depth >= 0, max_width >= 2, max_arity >= 1, max_name_len >= 1"
@@ -99,16 +101,19 @@ def _formula_rules(
             alts.append(f'{_lit(name + "(")} {args} ")"')
         lines.append(f"{atom}: " + " | ".join(alts))
 
-    qopen = " | ".join(_lit(f"{q}{v} (") for v in variables for q in "∀∃")
+    if restrictors:
+        lines.append("qall: " + " | ".join(_lit(f"∀{v} (") for v in variables))
+        lines.append("qsome: " + " | ".join(_lit(f"∃{v} (") for v in variables))
+    else:
+        lines.append("qopen: " + " | ".join(_lit(f"{q}{v} (") for v in variables for q in "∀∃"))
     qpre = " | ".join(_lit(f"{q}{v} ") for v in variables for q in "∀∃")
-    lines.append(f"qopen: {qopen}")
     lines.append(f"qpre: {qpre}")
 
-    def binary(d: int) -> str:
+    def binary(d: int, without: str = "") -> str:
         op = f"p{d}"
-        chains = [f'{op} (" ∧ " {op})~1..{max_width - 1}', f'{op} (" ∨ " {op})~1..{max_width - 1}']
-        pairs = [f'{op} " {sym} " {op}' for sym in ("⊕", "→", "↔")]
-        return " | ".join(chains + pairs)
+        alts = {sym: f'{op} (" {sym} " {op})~1..{max_width - 1}' for sym in ("∧", "∨")}
+        alts |= {sym: f'{op} " {sym} " {op}' for sym in ("⊕", "→", "↔")}
+        return " | ".join(alt for sym, alt in alts.items() if sym != without)
 
     for d in range(max_depth + 1):
         # p{d}: an operand whose printed nesting is <= d (atoms and ¬ stand bare, others in parens)
@@ -120,7 +125,8 @@ def _formula_rules(
                 p_alts.append(f"neg{d}")
                 f_alts.append(f"neg{d}")
             p_alts.append(f'"(" bin{d - 1} ")"')
-            q_alts = [f'qopen qb{d - 1} ")"']
+            q_alts = ([f'qall qba{d - 1} ")"', f'qsome qbe{d - 1} ")"'] if restrictors
+                      else [f'qopen qb{d - 1} ")"'])
             if d >= 2:
                 p_alts.append(f'"(" q{d - 1} ")"')
                 q_alts.append(f"qpre q{d - 1}")
@@ -128,17 +134,21 @@ def _formula_rules(
         lines.append(f"p{d}: " + " | ".join(p_alts))
         lines.append(f"bin{d}: {binary(d)}")
         # qb{d}: a quantifier body that is not itself a quantifier
-        lines.append(f"qb{d}: " + " | ".join(f_alts + [f"bin{d}"]))
+        if restrictors:  # ∀ restricts by →, ∃ by ∧: "∀x (A ∧ B)" and "∃x (A → B)" are the classic slips
+            lines.append(f"qba{d}: " + " | ".join([*f_alts, binary(d, without="∧")]))
+            lines.append(f"qbe{d}: " + " | ".join([*f_alts, binary(d, without="→")]))
+        else:
+            lines.append(f"qb{d}: " + " | ".join(f_alts + [f"bin{d}"]))
         if d >= 1:
             f_alts.append(f"q{d}")
         lines.append(f"f{d}: " + " | ".join(f_alts + [f"bin{d}"]))
     if negation:
-        lines += _negated_rules(max_depth, max_width)
+        lines += _negated_rules(max_depth, max_width, restrictors)
         return lines, f"qn{max_depth}" if quantified else f"fn{max_depth}"
     return lines, f"q{max_depth}" if quantified else f"f{max_depth}"
 
 
-def _negated_rules(max_depth: int, max_width: int) -> list[str]:
+def _negated_rules(max_depth: int, max_width: int, restrictors: bool = False) -> list[str]:
     """The "holds a ¬" copy of each rule from depth 1 up (depth 0 is atoms only): an operand, chain,
     quantifier or formula is negated when it is a ¬ or one of its parts is negated; the other parts
     stay free (``p``). A chain picks where its first negated operand stands, so its width bound holds."""
@@ -146,17 +156,24 @@ def _negated_rules(max_depth: int, max_width: int) -> list[str]:
     for d in range(1, max_depth + 1):
         pn = [f"neg{d}", *([f'"(" binn{d - 1} ")"'] if d >= 2 else []), *([f'"(" qn{d - 1} ")"'] if d >= 3 else [])]
         lines.append(f"pn{d}: " + " | ".join(pn))
-        alts = []
+        alts: dict[str, list[str]] = {}
         for sym in ("∧", "∨"):
-            for before in range(max_width):
-                for after in range(max(0, 1 - before), max_width - before):
-                    alts.append(" ".join([*[f'p{d} " {sym} "'] * before, f"pn{d}", *[f'" {sym} " p{d}'] * after]))
+            alts[sym] = [" ".join([*[f'p{d} " {sym} "'] * before, f"pn{d}", *[f'" {sym} " p{d}'] * after])
+                         for before in range(max_width) for after in range(max(0, 1 - before), max_width - before)]
         for sym in ("⊕", "→", "↔"):
-            alts += [f'pn{d} " {sym} " p{d}', f'p{d} " {sym} " pn{d}']
-        lines.append(f"binn{d}: " + " | ".join(alts))
-        lines.append(f"qbn{d}: neg{d} | binn{d}")
-        if d >= 2:
-            lines.append(f'qn{d}: qopen qbn{d - 1} ")"' + (f" | qpre qn{d - 1}" if d >= 3 else ""))
+            alts[sym] = [f'pn{d} " {sym} " p{d}', f'p{d} " {sym} " pn{d}']
+        lines.append(f"binn{d}: " + " | ".join(a for group in alts.values() for a in group))
+        prefixed = f" | qpre qn{d - 1}" if d >= 3 else ""
+        if restrictors:
+            for rule, without in (("qban", "∧"), ("qben", "→")):
+                kept = [a for sym, group in alts.items() if sym != without for a in group]
+                lines.append(f"{rule}{d}: " + " | ".join([f"neg{d}", *kept]))
+            if d >= 2:
+                lines.append(f'qn{d}: qall qban{d - 1} ")" | qsome qben{d - 1} ")"' + prefixed)
+        else:
+            lines.append(f"qbn{d}: neg{d} | binn{d}")
+            if d >= 2:
+                lines.append(f'qn{d}: qopen qbn{d - 1} ")"' + prefixed)
         lines.append(f"fn{d}: neg{d} | binn{d}" + (f" | qn{d}" if d >= 2 else ""))
     return lines
 
@@ -172,6 +189,7 @@ def fol_grammar(
     max_name_len: int = 48,
     quantified: bool = False,
     negation: bool | None = None,
+    restrictors: bool = False,
 ) -> str:
     """A Lark grammar (``start:`` rule) admitting one canonical FOLIO formula.
 
@@ -183,7 +201,9 @@ def fol_grammar(
     quantifier: with one variable, every occurrence of it is then bound (an unbound name reads as a
     constant, so a sentence with no named individual would otherwise be about one called "x").
     ``negation``: None admits ¬ anywhere, False nowhere, True requires at least one (how a
-    sentence's wording can decide its formula's polarity).
+    sentence's wording can decide its formula's polarity). ``restrictors``: a ∀'s body may not be a
+    conjunction and an ∃'s may not be an implication ("As are Bs" is ∀x (A(x) → B(x)), not
+    ∀x (A(x) ∧ B(x)), which says everything is both; ∃x (A(x) → B(x)) holds of anything not an A).
     The result is accepted by llguidance (outlines' CFG backend, vLLM's ``structured_outputs``
     ``grammar``) and by the ``lark`` package.
     """
@@ -194,6 +214,6 @@ def fol_grammar(
                           f"max_depth >= {1 + quantified} (a ¬ is one level, a quantifier another)")
     lines, top = _formula_rules(
         predicates, constants, variables, max_depth, max_width, max_arity, max_name_len,
-        negation=negation, quantified=quantified,
+        negation=negation, quantified=quantified, restrictors=restrictors,
     )
     return "\n".join([f"start: {top}", *lines]) + "\n"

@@ -17,6 +17,7 @@ import pytest
 from agentkit.eval import load_dataset
 from agentkit.graphs import get_pattern, linc
 from agentkit.graphs._linc_grounding import number_variants
+from agentkit.verifiers._fol_parse import _children
 from agentkit.verifiers.fol import (
     And,
     Atom,
@@ -45,6 +46,10 @@ def _atoms(f) -> list[Atom]:
         return [a for arg in f.args for a in _atoms(arg)]
     assert isinstance(f, (Xor, Implies, Iff))
     return _atoms(f.left) + _atoms(f.right)
+
+
+def _subformulas(f) -> list:
+    return [f, *(g for child in _children(f) for g in _subformulas(child))]
 
 
 def _from_the_words(name: str, words: set[str]) -> bool:
@@ -92,16 +97,17 @@ def test_sentence_translation_with_the_grounded_grammar_uses_only_the_inputs_wor
 
 
 def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> None:
-    """``-o translation='"words"' -o polarity=true``: formula j of every program uses only sentence
-    j's own names and constants, a sentence that names nobody comes back closed (a quantifier binds
-    its x), and a formula holds a ¬ exactly when its sentence says "not"."""
+    """``-o translation='"words"' -o polarity=true -o restrictors=true``: formula j of every program
+    uses only sentence j's own names and constants, a sentence that names nobody comes back closed
+    (a quantifier binds its x), a formula holds a ¬ exactly when its sentence says "not", and no ∀
+    ranges over a ∧ nor ∃ over an →."""
     from agentkit.backends.llamacpp import LlamaCppBackend
     from agentkit.graphs._linc_grounding import says_not, words_vocabularies
 
     (example,) = [e for e in load_dataset("prontoqa") if e.id == "ProntoQA_1"]
     problem = linc.input_from(example)
     pattern = get_pattern("linc")
-    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "polarity=true", "k=2", "seed=3"])
+    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "polarity=true", "restrictors=true", "k=2", "seed=3"])
     backend = Recording(LlamaCppBackend(n_threads=1))
     out = asyncio.run(pattern.graph(backend, **knobs).compile().ainvoke(problem))
 
@@ -121,3 +127,6 @@ def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> 
                 assert all(a.name in ("x", *vocabulary.constants) for a in atom.args), (formula, vocabulary)
             if not vocabulary.constants:
                 assert isinstance(tree, (ForAll, Exists)), formula
+            for part in _subformulas(tree):
+                assert not (isinstance(part, ForAll) and isinstance(part.body, And)), formula
+                assert not (isinstance(part, Exists) and isinstance(part.body, Implies)), formula

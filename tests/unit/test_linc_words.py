@@ -172,3 +172,26 @@ def test_polarity_gives_a_negated_sentence_a_negated_formula_and_no_other() -> N
 def test_polarity_needs_a_per_sentence_translation() -> None:
     with pytest.raises(ConfigError, match="polarity=true needs a per-sentence translation"):
         linc.build(None, polarity=True)
+
+
+def test_restrictors_refuse_the_universal_conjunction_in_every_sentence_grammar() -> None:
+    backend = Parser({s: [RIGHT[s]] for s in JOMPUS.sentences})
+    out = asyncio.run(linc.build(backend, k=1, translation="words", polarity=True, restrictors=True, max_depth=3,
+                                 max_width=2).compile().ainvoke(JOMPUS))
+    assert out.answer == "False"  # the right program is still admitted sentence by sentence
+    grammars = {r.messages[-1].content.rpartition("\nTEXT: ")[2]: r.constraint.value for r in backend.requests}
+    assert not _admits(grammars["Every yumpus is a jompus."], "∀x (Yumpus(x) ∧ Jompus(x))")
+    assert not _admits(grammars["Every yumpus is a jompus."], "∃x (Yumpus(x) → Jompus(x))")
+    assert _admits(grammars["Every yumpus is a jompus."], "∃x (Yumpus(x) ∧ Jompus(x))")
+    assert not _admits(grammars["Jompuses are not shy."], "∀x (Jompus(x) ∧ ¬Shy(x))")
+    for pairs in WORDS_SHOTS:  # the worked examples obey it too
+        vocabularies = words_vocabularies([s for s, _ in pairs])
+        for (sentence, fol), vocabulary in zip(pairs, vocabularies, strict=True):
+            grammar = sentence_grammar(vocabulary, max_depth=4, max_width=4, words=True, restrictors=True,
+                                       negation=says_not(sentence))
+            assert _admits(grammar, fol), (sentence, fol)
+
+
+def test_restrictors_need_a_per_sentence_translation() -> None:
+    with pytest.raises(ConfigError, match="restrictors=true needs a per-sentence translation"):
+        linc.build(None, restrictors=True)
