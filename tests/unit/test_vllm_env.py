@@ -76,6 +76,11 @@ def test_the_servers_dtype_follows_what_the_cpu_computes_natively(cpuinfo: str, 
     assert cmd[cmd.index("--dtype") + 1] == "float16"
 
 
+def test_a_dtype_vllm_does_not_take_is_refused_before_the_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dtype='bf16'.*bfloat16, float32"):
+        _vllm_env.VLLMServer(fake_model(tmp_path), dtype="bf16")
+
+
 def test_an_unreadable_cpuinfo_keeps_bf16(tmp_path: Path) -> None:
     assert _vllm_env.cpu_dtype(tmp_path / "missing") == "bfloat16"
 
