@@ -32,7 +32,7 @@ RECORD_KEY = "agentkit_thread"
 
 class RunSettings(BaseModel):
     """What rebuilds a run besides the graph: pattern, knobs and backend (kind, model, URL, and the
-    in-flight limit a shared server was given)."""
+    in-flight limit and request timeout a shared server was given)."""
 
     pattern: str | None = None
     knobs: dict[str, Any] = Field(default_factory=dict)
@@ -40,6 +40,7 @@ class RunSettings(BaseModel):
     model: str | None = None
     base_url: str | list[str] | None = None  #: several for a pool
     max_in_flight: int | None = None  #: sequences at each server at once (``--max-in-flight``)
+    timeout_s: float | None = None  #: seconds a request may take (``--request-timeout``)
 
 
 class ThreadRecord(BaseModel):

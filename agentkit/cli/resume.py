@@ -13,7 +13,15 @@ from typing import Annotated, Literal
 
 import typer
 
-from agentkit.cli._common import BaseUrlOpt, MaxInFlightOpt, TraceFileOpt, base_urls, exit_codes, fail
+from agentkit.cli._common import (
+    BaseUrlOpt,
+    MaxInFlightOpt,
+    RequestTimeoutOpt,
+    TraceFileOpt,
+    base_urls,
+    exit_codes,
+    fail,
+)
 
 
 def resume(
@@ -24,6 +32,7 @@ def resume(
         "--decision", help="approve: go on as asked; reject: the pattern's fallback (cascade: keep the lower tier)")],
     base_url: BaseUrlOpt = None,
     max_in_flight: MaxInFlightOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
     trace_file: TraceFileOpt = None,
 ) -> None:
     """Continue a paused run with a decision and print its result as JSON (exit 3 if it pauses again)."""
@@ -45,13 +54,14 @@ def resume(
             fail(f"thread {thread!r} is {info.status}, not paused for a decision; rerun its `agentkit run` "
                  "command to continue or read it")
         settings = settings.model_copy(update={"base_url": base_urls(base_url) or settings.base_url,
-                                               "max_in_flight": max_in_flight or settings.max_in_flight})
+                                               "max_in_flight": max_in_flight or settings.max_in_flight,
+                                               "timeout_s": request_timeout or settings.timeout_s})
         spec = get_pattern(settings.pattern)
         knobs = spec.check_knobs(settings.knobs)
         provider = tracing.configure(trace_file=trace_file)
         try:
             engine = make_backend(settings.backend, model=settings.model, base_url=settings.base_url,
-                                  max_in_flight=settings.max_in_flight)
+                                  max_in_flight=settings.max_in_flight, timeout_s=settings.timeout_s)
             compiled = spec.build(engine, **knobs).compile(checkpointer=store)
             result = asyncio.run(compiled.aresume(thread, decision, settings=settings))
             result = _approval.settle(compiled, result, thread=thread, checkpoint=checkpoint, settings=settings)

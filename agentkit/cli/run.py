@@ -15,6 +15,7 @@ from agentkit.cli._common import (
     KnobsOpt,
     MaxInFlightOpt,
     ModelOpt,
+    RequestTimeoutOpt,
     SamplesOpt,
     SeedOpt,
     TraceFileOpt,
@@ -37,6 +38,7 @@ def run(
     backend: BackendOpt = "llamacpp",
     base_url: BaseUrlOpt = None,
     max_in_flight: MaxInFlightOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
     model: ModelOpt = None,
     samples: SamplesOpt = None,
     seed: SeedOpt = None,
@@ -78,11 +80,12 @@ def run(
         thread = thread if thread is not None or store is None else f"run-{uuid.uuid4().hex[:12]}"
         provider = tracing.configure(trace_file=trace_file)
         try:
-            engine = make_backend(backend, model=model, base_url=base_urls(base_url), max_in_flight=max_in_flight)
+            engine = make_backend(backend, model=model, base_url=base_urls(base_url), max_in_flight=max_in_flight,
+                                  timeout_s=request_timeout)
             compiled = spec.build(engine, **knobs).compile(checkpointer=store)
             durable = {} if store is None else {"thread_id": thread, "settings": RunSettings(
                 pattern=pattern, knobs=jsonable(knobs), backend=backend, model=model, base_url=base_urls(base_url),
-                max_in_flight=max_in_flight)}
+                max_in_flight=max_in_flight, timeout_s=request_timeout)}
             if stream:
                 result = asyncio.run(_streamed(compiled, inp, durable))
             else:

@@ -69,16 +69,19 @@ def test_checkpoint_and_thread_go_together(tmp_path: Path, backend) -> None:
     assert res.exit_code == 2 and "--checkpoint and --thread go together" in res.stderr
 
 
-@pytest.mark.parametrize(("option", "expected"), [([], 3), (["--max-in-flight", "5"], 5)])
+@pytest.mark.parametrize(("option", "expected", "timeout"), [
+    ([], 3, 60.0), (["--max-in-flight", "5"], 5, 60.0), (["--request-timeout", "9"], 3, 9.0)])
 def test_resume_rebuilds_the_backend_with_the_runs_in_flight_limit(monkeypatch: pytest.MonkeyPatch, option: list[str],
-                                                                   expected: int) -> None:
-    """The thread records `agentkit run --max-in-flight`, and `agentkit resume` uses it (or its own)."""
+                                                                   expected: int, timeout: float) -> None:
+    """The thread records `agentkit run --max-in-flight` and `--request-timeout`, and `agentkit resume`
+    uses them (or its own)."""
     import agentkit.backends
     from agentkit import persistence
     from agentkit.errors import ConfigError
     from agentkit.persistence import RunSettings
 
-    settings = RunSettings(pattern="mccot", backend="vllm", base_url="http://127.0.0.1:9/v1", max_in_flight=3)
+    settings = RunSettings(pattern="mccot", backend="vllm", base_url="http://127.0.0.1:9/v1", max_in_flight=3,
+                           timeout_s=60)
 
     async def read_thread(store: object, thread: str) -> object:
         return type("Info", (), {"settings": settings, "status": "paused"})()
@@ -94,4 +97,5 @@ def test_resume_rebuilds_the_backend_with_the_runs_in_flight_limit(monkeypatch: 
     monkeypatch.setattr(agentkit.backends, "make_backend", make_backend)
     result = runner.invoke(app, ["resume", "--thread", "t", "--checkpoint", "x.db", "--decision", "approve", *option])
     assert "stop here" in result.output
-    assert built == {"kind": "vllm", "model": None, "base_url": "http://127.0.0.1:9/v1", "max_in_flight": expected}
+    assert built == {"kind": "vllm", "model": None, "base_url": "http://127.0.0.1:9/v1", "max_in_flight": expected,
+                     "timeout_s": timeout}

@@ -45,3 +45,23 @@ def test_cli_request_timeout_fails_a_request_the_server_answers_too_late(tmp_pat
                                           "--out", str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code != 0 and "0 kept" in result.output  # the example is left to --resume
     assert "sent no answer within 0.3s" in caplog.text and "--request-timeout" in caplog.text
+
+
+def test_agentkit_run_takes_the_timeout_and_keeps_it_for_resume(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agentkit import persistence
+    from agentkit.cli import app
+
+    with FakeOpenAI(default=Reply(delay_s=1.5)) as fake:
+        late = CliRunner().invoke(app, ["run", "direct", "--question", "What is 2 + 2?", "--backend", "vllm",
+                                        "--base-url", fake.url, "--request-timeout", "0.3", "--model", "m"])
+    assert late.exit_code != 0 and "sent no answer within 0.3s" in late.output
+    db = tmp_path / "runs.db"
+    with FakeOpenAI() as fake:
+        done = CliRunner().invoke(app, ["run", "direct", "--question", "What is 2 + 2?", "--backend", "vllm",
+                                        "--base-url", fake.url, "--request-timeout", "7", "--model", "m",
+                                        "--checkpoint", str(db), "--thread", "t"])
+    assert done.exit_code == 0, done.output
+    info = asyncio.run(persistence.read_thread(persistence.from_target(str(db)), "t"))
+    assert info is not None and info.settings is not None and info.settings.timeout_s == 7  # agentkit resume rebuilds with it
