@@ -3,9 +3,9 @@
 Per dataset, each generation variant (paper mode, per-sentence, per-sentence + grounded grammar,
 per-sentence over each sentence's own words, that with the sentence's polarity, and that with
 quantifier restrictors) runs on the real model through a recording backend: every generation is
-appended (fsync'd) to the variant's cassette in the run directory. Its twin with the degenerate-program checks
-(``checks=true``) then runs on that cassette alone, so the two differ in the checks and nothing
-else: the same programs, voted with and without the refusals. The baselines (direct, cot, sc at
+appended (fsync'd) to the variant's cassette in the run directory. Its twin with the
+degenerate-program checks (``checks=true``) then runs on that cassette alone, so the two differ in
+the checks and nothing else: the same programs, voted with and without the refusals. The baselines (direct, cot, sc at
 the paper run's K, majority-label) run through ``agentkit eval`` itself. The per-sentence variants
 make many calls per example, so their budget-matched vote is its own run, ``sc-sentence-budget``: sc
 with K = ceil(mean samples per example) of the finished ``grounded`` run (the rule ``agentkit eval
