@@ -1,21 +1,21 @@
 """LINC's variants side by side on the same examples (issue 17's evaluation), resumable.
 
 Per dataset, each generation variant (paper mode, per-sentence, per-sentence + grounded grammar,
-per-sentence over each sentence's own words, that with the sentence's polarity, and that with
-quantifier restrictors) runs on the real model through a recording backend: every generation is
-appended (fsync'd) to the variant's cassette in the run directory. Its twin with the
-degenerate-program checks (``checks=true``) then runs on that cassette alone, so the two differ in
-the checks and nothing else: the same programs, voted with and without the refusals. The baselines (direct, cot, sc at
-the paper run's K, majority-label) run through ``agentkit eval`` itself. The per-sentence variants
-make many calls per example, so their budget-matched vote is its own run, ``sc-sentence-budget``: sc
-with K = ceil(mean samples per example) of the finished ``grounded`` run (the rule ``agentkit eval
---baselines`` uses), recorded in its run.json; it runs once that run has every selected example.
-Every directory is an ordinary eval run: ``agentkit eval --compare`` pairs them, and rerunning this
-script resumes.
+per-sentence over each sentence's own words, that with the sentence's polarity, that with quantifier
+restrictors, and that with the ¬ where the "not" is) runs on the real model through a recording
+backend: every generation is appended (fsync'd) to the variant's cassette in the run directory. Its
+twin with the degenerate-program checks (``checks=true``) then runs on that cassette alone, so the
+two differ in the checks and nothing else: the same programs, voted with and without the refusals.
+The baselines (direct, cot, sc at the paper run's K, majority-label) run through ``agentkit eval``
+itself. The per-sentence variants make many calls per example, so their budget-matched vote is its
+own run, ``sc-sentence-budget``: sc with K = ceil(mean samples per example) of the finished
+``grounded`` run (the rule ``agentkit eval --baselines`` uses), recorded in its run.json; it runs
+once that run has every selected example. Every directory is an ordinary eval run: ``agentkit eval
+--compare`` pairs them, and rerunning this script resumes.
 
     python bench/linc_variants.py --out runs/linc-variants --limit 50 --samples 5 --seed 1 \\
         [--datasets prontoqa,proofwriter-360,folio-clean]
-        [--variants paper,sentence,grounded,words,polarity,restrictors] \\
+        [--variants paper,sentence,grounded,words,polarity,restrictors,negation-scope] \\
         [--baselines] [--budget-baseline] [--concurrency 2]
         [--backend llamacpp | --backend vllm --base-url URL --concurrency 16 --max-in-flight 48
          --request-timeout 1800]
@@ -72,6 +72,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "words": {"translation": "words"},
     "polarity": {"translation": "words", "polarity": True},
     "restrictors": {"translation": "words", "polarity": True, "restrictors": True},
+    "negation-scope": {"translation": "words", "polarity": True, "restrictors": True, "negation_scope": True},
 }
 BASELINES = ("direct", "cot", "sc", "majority-label")
 #: sc at the per-sentence variants' budget, and the run whose samples per example set its K

@@ -78,6 +78,9 @@ class Vocabulary(BaseModel):
 
     predicates: list[tuple[str, int]] = Field(min_length=1)
     constants: list[str] = Field(default_factory=list)
+    #: names made of the words after the sentence's negation word (``words_vocabularies``): where
+    #: ``negation_scope`` lets a ¬ stand
+    negatable: list[str] = Field(default_factory=list)
 
 
 class Grounding(BaseModel):
@@ -100,6 +103,13 @@ def _words(sentence: str) -> list[str]:
 def says_not(sentence: str) -> bool:
     """Whether the sentence has a negation word (``polarity``: its formula then needs a ¬)."""
     return _NEGATION.search(sentence) is not None
+
+
+def _negation_scope(sentence: str) -> str:
+    """What follows the sentence's first negation word ("" without one): English negates what comes
+    after "not" ("Jompuses are not shy" denies shyness, not jompus-hood)."""
+    found = _NEGATION.search(sentence)
+    return sentence[found.end():] if found else ""
 
 
 def _camel(words: Sequence[str]) -> str:
@@ -156,9 +166,14 @@ def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Voc
     sentence's own (:func:`constant_candidates`), plus the problem's when a pronoun may refer to one
     (a pronoun in a sentence that quantifies, "if something is red then it is big", refers to that);
     a sentence with neither gets none, so "Every cat is furry" cannot become ``Furry(tom)``.
-    ``None`` marks a sentence without a word a name can be built from."""
+    ``None`` marks a sentence without a word a name can be built from. ``negatable`` lists the names
+    made of words after the sentence's negation word."""
     used = {w.lower() for s in sentences for w in _WORD.findall(s)}
     everyone = constant_candidates(sentences)
+
+    def spelt(span: Sequence[str]) -> str:
+        return _camel([min((v for v in number_variants(w) if v.lower() in used), key=len) for w in span])
+
     out: list[Vocabulary | None] = []
     for sentence in sentences:
         own = constant_candidates([sentence])
@@ -166,12 +181,13 @@ def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Voc
         names: dict[str, None] = {}
         for span in _name_spans(sentence, max_words):
             if _camel(span) not in individuals:
-                names.setdefault(_camel([min((v for v in number_variants(w) if v.lower() in used), key=len)
-                                         for w in span]), None)
+                names.setdefault(spelt(span), None)
+        scoped = {spelt(span) for span in _name_spans(_negation_scope(sentence), max_words)}
         lowered = {w.lower() for w in _WORD.findall(sentence)}
         if lowered & PRONOUNS and not lowered & _QUANTIFIER_WORDS:  # "if something is red, it is big": no one named
             own = list(dict.fromkeys([*own, *everyone]))
-        out.append(Vocabulary(predicates=[(n, 1) for n in names], constants=own) if names else None)
+        out.append(Vocabulary(predicates=[(n, 1) for n in names], constants=own,
+                              negatable=[n for n in names if n in scoped]) if names else None)
     return out
 
 

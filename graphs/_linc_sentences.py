@@ -137,15 +137,20 @@ def _sentence_prompt(inp: SentenceInput) -> str:
 
 
 def sentence_grammar(vocabulary: Vocabulary, *, max_depth: int, max_width: int, words: bool = False,
-                     negation: bool | None = None, restrictors: bool = False) -> str:
+                     negation: bool | None = None, restrictors: bool = False, negation_scope: bool = False) -> str:
     """One formula over exactly this vocabulary (variables x, y, z, w stay free to use). ``words``
     (a sentence's own names): the one variable x, and a sentence that names no individual must be
     quantified, so its x is bound. ``negation`` (``polarity``): whether the formula must (True) or
     must not (False) hold a ¬; None leaves it to the model. ``restrictors``: no ∀ over a ∧ body,
-    no ∃ over an → body."""
+    no ∃ over an → body. ``negation_scope``: a ¬ only directly before a name of the words after the
+    sentence's negation word (``vocabulary.negatable``), so none where it has none."""
+    negatable = vocabulary.negatable if negation_scope else None
+    if negatable == []:
+        negation = False
     return fol_grammar(vocabulary.predicates, vocabulary.constants, max_depth=max_depth, max_width=max_width,
                        variables=("x",) if words else VARIABLES, max_arity=max(a for _, a in vocabulary.predicates),
-                       quantified=words and not vocabulary.constants, negation=negation, restrictors=restrictors)
+                       quantified=words and not vocabulary.constants, negation=negation, restrictors=restrictors,
+                       negatable=negatable)
 
 
 def _read_formula(text: str, inp: SentenceInput) -> SentenceFOL:
@@ -176,12 +181,13 @@ def vocabulary_agent(*, k: int, sampling: Sampling, max_predicates: int, max_con
 
 
 def sentence_agent(*, sampling: Sampling, max_depth: int, max_width: int,
-                   words: bool = False, polarity: bool = False,
-                   restrictors: bool = False) -> Agent[SentenceInput, SentenceFOL]:
+                   words: bool = False, polarity: bool = False, restrictors: bool = False,
+                   negation_scope: bool = False) -> Agent[SentenceInput, SentenceFOL]:
     """The sentence step's agent; ``words`` shows each shot with its sentence's own names
     (``translation="words"``) instead of its problem's vocabulary; ``polarity`` gives a sentence
     with a negation word a formula with a ¬, and one without a formula without; ``restrictors``
-    keeps ∀ off ∧ bodies and ∃ off → bodies."""
+    keeps ∀ off ∧ bodies and ∃ off → bodies; ``negation_scope`` puts a ¬ only before what the
+    sentence's "not" negates."""
     shots = []
     for pairs in WORDS_SHOTS if words else SENTENCE_SHOTS:
         if words:
@@ -197,6 +203,7 @@ def sentence_agent(*, sampling: Sampling, max_depth: int, max_width: int,
             kind="grammar",
             constraint=lambda inp: sentence_grammar(inp.vocabulary, max_depth=max_depth, max_width=max_width,
                                                     words=words, restrictors=restrictors,
+                                                    negation_scope=negation_scope,
                                                     negation=says_not(inp.sentence) if polarity else None),
             parse=_read_formula,
             render=lambda _, out: out.fol,

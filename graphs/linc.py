@@ -34,6 +34,9 @@ Variants (knobs; the paper's procedure above is the default, ``translation="pape
   restrictors=true       - per-sentence modes: a ∀ may not range over a conjunction nor an ∃ over an
                            implication (the parser wrote ∀x (Jompus(x) ∧ Yumpus(x)) for "Jompuses
                            are yumpuses"; ∃x (A(x) → B(x)) is the same slip the other way round).
+  negation_scope=true    - words mode: a ¬ stands only directly before a name made of the words after
+                           the sentence's negation word ("Jompuses are not shy": ¬Shy(x), never
+                           ¬Jompus(x)); a sentence without one gets no ¬.
   checks=true            - samples whose conclusion is copied into the premises or that repeat a
                            premise are refused (Error), with the reason (``verifiers.fol_checks``).
   allow_inconsistent     - whether inconsistent premises (which "prove" anything) count: default
@@ -212,6 +215,7 @@ def build(
     allow_inconsistent: bool | None = None,
     polarity: bool = False,
     restrictors: bool = False,
+    negation_scope: bool = False,
 ) -> Graph[LincResult]:
     """``shots`` names the few-shot set: "ours2" (default) or "folio8", the paper's 8 FOLIO-train
     stories. ``examples`` replaces it with your own problems as ((sentence, FOL) pairs, (conclusion,
@@ -221,7 +225,8 @@ def build(
     sentence; see the module docstring), ``grounded`` restricts its vocabulary to names built from
     the input's words; ``translation="words"`` gives each sentence the names of its own words instead;
     ``polarity`` makes each sentence's formula negated exactly when the sentence says "not";
-    ``restrictors`` keeps each sentence's ∀ off a conjunction and its ∃ off an implication.
+    ``restrictors`` keeps each sentence's ∀ off a conjunction and its ∃ off an implication;
+    ``negation_scope`` (words mode) lets a ¬ stand only before what the sentence's "not" negates.
     ``checks`` refuses samples with a copied conclusion or a repeated premise; ``allow_inconsistent``
     counts samples whose premises are inconsistent (default: yes in paper mode, as the paper does;
     no in the per-sentence variant)."""
@@ -232,6 +237,9 @@ def build(
         if on and translation == "paper":
             raise ConfigError(f"linc: {knob}=true needs a per-sentence translation (it is a rule of each sentence's "
                               f"grammar); pass -o translation='\"words\"' or '\"sentence\"', or drop {knob}")
+    if negation_scope and translation != "words":
+        raise ConfigError("linc: negation_scope=true needs translation='words' (it reads the names off each "
+                          "sentence's own words); pass -o translation='\"words\"', or drop negation_scope")
     allow = translation == "paper" if allow_inconsistent is None else allow_inconsistent
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
 
@@ -274,7 +282,7 @@ def build(
         graph.add_node("name_words", name_words, reads=["premises", "conclusion"], writes=["grounding", "vocabularies"])
         words = sentence_agent(sampling=sampling.model_copy(update={"max_tokens": min(max_tokens, 256)}),
                                max_depth=max_depth, max_width=max_width, words=True, polarity=polarity,
-                               restrictors=restrictors)
+                               restrictors=restrictors, negation_scope=negation_scope)
         graph.add_agent("sentence_translation", SentenceTranslation(words, k=k, backend=backend, per_sentence=True),  # type: ignore[arg-type]
                         inputs=["premises", "conclusion", "vocabularies"], output="programs", many=True,
                         violations="invalid_samples")

@@ -57,11 +57,13 @@ def _formula_rules(
     negation: bool | None = None,
     quantified: bool = False,
     restrictors: bool = False,
+    negatable: Sequence[str] | None = None,
 ) -> tuple[list[str], str]:
     """Rules for one formula; returns (lines, name of the top rule). ``negation`` False drops ¬;
     True adds a copy of the operand, chain and quantifier rules (``pn``, ``binn``, ``qn``, ...)
     whose every derivation holds a ¬ somewhere, and starts from it. ``restrictors`` gives ∀ and ∃
-    their own body rules (``qba``, ``qbe``) without the ∧ chain and the → respectively."""
+    their own body rules (``qba``, ``qbe``) without the ∧ chain and the → respectively. ``negatable``
+    predicates are the only ones a ¬ may stand before (``natom``), and it stands before nothing else."""
     if max_depth < 0 or max_width < 2 or max_arity < 1 or max_name_len < 1:
         raise ConfigError(
             "fol_grammar needs max_depth >= 0, max_width >= 2, max_arity >= 1, max_name_len >= 1"
@@ -95,11 +97,13 @@ def _formula_rules(
         bad_p = [x for x in predicates if not _valid_predicate(x)]
         if bad_p:
             raise ConfigError(f"invalid (predicate, arity) pairs for the FOL grammar: {bad_p!r}")
-        alts = []
+        atoms = {}
         for name, arity in dict.fromkeys((n, a) for n, a in predicates):
             args = " ".join([term] + [f'", " {term}'] * (arity - 1))
-            alts.append(f'{_lit(name + "(")} {args} ")"')
-        lines.append(f"{atom}: " + " | ".join(alts))
+            atoms[name] = f'{_lit(name + "(")} {args} ")"'
+        lines.append(f"{atom}: " + " | ".join(atoms.values()))
+        if negatable:
+            lines.append("natom: " + " | ".join(atoms[name] for name in dict.fromkeys(negatable)))
 
     if restrictors:
         lines.append("qall: " + " | ".join(_lit(f"∀{v} (") for v in variables))
@@ -121,7 +125,7 @@ def _formula_rules(
         f_alts = [atom]
         if d >= 1:
             if negation is not False:
-                lines.append(f'neg{d}: "¬" p{d - 1}')
+                lines.append(f'neg{d}: "¬" natom' if negatable else f'neg{d}: "¬" p{d - 1}')
                 p_alts.append(f"neg{d}")
                 f_alts.append(f"neg{d}")
             p_alts.append(f'"(" bin{d - 1} ")"')
@@ -190,6 +194,7 @@ def fol_grammar(
     quantified: bool = False,
     negation: bool | None = None,
     restrictors: bool = False,
+    negatable: Sequence[str] | None = None,
 ) -> str:
     """A Lark grammar (``start:`` rule) admitting one canonical FOLIO formula.
 
@@ -204,6 +209,8 @@ def fol_grammar(
     sentence's wording can decide its formula's polarity). ``restrictors``: a ∀'s body may not be a
     conjunction and an ∃'s may not be an implication ("As are Bs" is ∀x (A(x) → B(x)), not
     ∀x (A(x) ∧ B(x)), which says everything is both; ∃x (A(x) → B(x)) holds of anything not an A).
+    ``negatable``: the predicates a ¬ may stand before, directly; a ¬ goes nowhere else (an empty
+    list admits no ¬, like ``negation=False``).
     The result is accepted by llguidance (outlines' CFG backend, vLLM's ``structured_outputs``
     ``grammar``) and by the ``lark`` package.
     """
@@ -212,8 +219,17 @@ def fol_grammar(
     if negation and max_depth < 1 + quantified:
         raise ConfigError(f"fol_grammar(negation=True{', quantified=True' if quantified else ''}) needs "
                           f"max_depth >= {1 + quantified} (a ¬ is one level, a quantifier another)")
+    if negatable is not None:
+        known = {name for name, _ in predicates or ()}
+        if predicates is None or not set(negatable) <= known:
+            raise ConfigError(f"fol_grammar(negatable={list(negatable)!r}) names predicates the grammar does not "
+                              f"list ({sorted(set(negatable) - known)}); pass them in predicates too")
+        if not negatable:
+            if negation:
+                raise ConfigError("fol_grammar(negation=True, negatable=[]): a ¬ is required and may stand nowhere")
+            negation = False
     lines, top = _formula_rules(
         predicates, constants, variables, max_depth, max_width, max_arity, max_name_len,
-        negation=negation, quantified=quantified, restrictors=restrictors,
+        negation=negation, quantified=quantified, restrictors=restrictors, negatable=negatable,
     )
     return "\n".join([f"start: {top}", *lines]) + "\n"

@@ -97,17 +97,19 @@ def test_sentence_translation_with_the_grounded_grammar_uses_only_the_inputs_wor
 
 
 def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> None:
-    """``-o translation='"words"' -o polarity=true -o restrictors=true``: formula j of every program
-    uses only sentence j's own names and constants, a sentence that names nobody comes back closed
-    (a quantifier binds its x), a formula holds a ¬ exactly when its sentence says "not", and no ∀
-    ranges over a ∧ nor ∃ over an →."""
+    """``-o translation='"words"' -o polarity=true -o restrictors=true -o negation_scope=true``:
+    formula j of every program uses only sentence j's own names and constants, a sentence that names
+    nobody comes back closed (a quantifier binds its x), a formula holds a ¬ exactly when its
+    sentence says "not" and only before a name of the words after it, and no ∀ ranges over a ∧ nor
+    ∃ over an →."""
     from agentkit.backends.llamacpp import LlamaCppBackend
     from agentkit.graphs._linc_grounding import says_not, words_vocabularies
 
     (example,) = [e for e in load_dataset("prontoqa") if e.id == "ProntoQA_1"]
     problem = linc.input_from(example)
     pattern = get_pattern("linc")
-    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "polarity=true", "restrictors=true", "k=2", "seed=3"])
+    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "polarity=true", "restrictors=true", "negation_scope=true",
+                                                                 "k=2", "seed=3"])
     backend = Recording(LlamaCppBackend(n_threads=1))
     out = asyncio.run(pattern.graph(backend, **knobs).compile().ainvoke(problem))
 
@@ -130,3 +132,5 @@ def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> 
             for part in _subformulas(tree):
                 assert not (isinstance(part, ForAll) and isinstance(part.body, And)), formula
                 assert not (isinstance(part, Exists) and isinstance(part.body, Implies)), formula
+                if isinstance(part, Not):
+                    assert isinstance(part.arg, Atom) and part.arg.pred in vocabulary.negatable, formula

@@ -195,3 +195,33 @@ def test_restrictors_refuse_the_universal_conjunction_in_every_sentence_grammar(
 def test_restrictors_need_a_per_sentence_translation() -> None:
     with pytest.raises(ConfigError, match="restrictors=true needs a per-sentence translation"):
         linc.build(None, restrictors=True)
+
+
+def test_the_negated_names_are_those_after_the_negation_word() -> None:
+    sentences = ["Jompuses are not shy.", "If something is not red then it is big.", "No cats are dogs.",
+                 "Max is sour.", "Every dumpus is not wooden."]
+    assert [v.negatable for v in words_vocabularies(sentences)] == [
+        ["Shy"], ["Red", "Big"], ["Cats", "Dogs"], [], ["Wooden"]]
+
+
+def test_negation_scope_puts_the_negation_on_what_the_sentence_negates() -> None:
+    backend = Parser({s: [RIGHT[s]] for s in JOMPUS.sentences})
+    out = asyncio.run(linc.build(backend, k=1, translation="words", polarity=True, restrictors=True,
+                                 negation_scope=True, max_depth=3, max_width=2).compile().ainvoke(JOMPUS))
+    assert out.answer == "False"  # the right program is still admitted sentence by sentence
+    grammars = {r.messages[-1].content.rpartition("\nTEXT: ")[2]: r.constraint.value for r in backend.requests}
+    assert not _admits(grammars["Jompuses are not shy."], "∀x (¬Jompus(x) → Shy(x))")
+    assert not _admits(grammars["Jompuses are not shy."], "∀x (Jompus(x) → (Shy(x) ∨ ¬Jompus(x)))")
+    assert not _admits(grammars["Every yumpus is a jompus."], "∀x (Yumpus(x) → ¬Jompus(x))")
+    for pairs in WORDS_SHOTS:  # the worked examples obey it too
+        vocabularies = words_vocabularies([s for s, _ in pairs])
+        for (sentence, fol), vocabulary in zip(pairs, vocabularies, strict=True):
+            grammar = sentence_grammar(vocabulary, max_depth=4, max_width=4, words=True, restrictors=True,
+                                       negation=says_not(sentence), negation_scope=True)
+            assert _admits(grammar, fol), (sentence, fol)
+
+
+@pytest.mark.parametrize("translation", ["paper", "sentence"])
+def test_negation_scope_needs_the_words_translation(translation: str) -> None:
+    with pytest.raises(ConfigError, match="negation_scope=true needs translation='words'"):
+        linc.build(None, translation=translation, negation_scope=True)
