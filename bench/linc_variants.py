@@ -6,6 +6,8 @@ restrictors, and that with the ¬ where the "not" is) runs on the real model thr
 backend: every generation is appended (fsync'd) to the variant's cassette in the run directory. Its
 twin with the degenerate-program checks (``checks=true``) then runs on that cassette alone, so the
 two differ in the checks and nothing else: the same programs, voted with and without the refusals.
+A words-mode variant has a second twin, ``+vote``, that votes each sentence's formula across the
+samples before the prover (``vote="sentence"``), again on the same cassette.
 The baselines (direct, cot, sc at the paper run's K, majority-label) run through ``agentkit eval``
 itself. The per-sentence variants make many calls per example, so their budget-matched vote is its
 own run, ``sc-sentence-budget``: sc with K = ceil(mean samples per example) of the finished
@@ -77,6 +79,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 BASELINES = ("direct", "cot", "sc", "majority-label")
 #: sc at the per-sentence variants' budget, and the run whose samples per example set its K
 BUDGET_RUN, BUDGET_SOURCE = "sc-sentence-budget", "grounded"
+#: the words-mode variants, whose samples share each sentence's names: their twin ``+vote`` votes each
+#: sentence's formula before the prover (``vote="sentence"``) on the same cassette
+VOTED = tuple(v for v, knobs in VARIANTS.items() if knobs.get("translation") == "words")
 #: the vote each LINC run is budget-matched with
 #: (``words`` makes K samples per sentence; ``grounded`` K more for its vocabulary, so the budget run's
 #: K is at least words' samples per example: a conservative match)
@@ -125,6 +130,9 @@ def run_variant(out: Path, dataset: str, variant: str, args: argparse.Namespace,
                          f"({outcome.stopped or 'backend failures'}); rerun to resume it, then its checks twin runs")
     evaluate("linc", data, ReplayBackend(cassette), home / f"{variant}+checks",
              knobs={**knobs, "checks": True}, concurrency=args.concurrency, resume=True)
+    if variant in VOTED:
+        evaluate("linc", data, ReplayBackend(cassette), home / f"{variant}+vote",
+                 knobs={**knobs, "vote": "sentence"}, concurrency=args.concurrency, resume=True)
 
 
 def _eval(out: Path, dataset: str, name: str, args: argparse.Namespace, *, run: str | None = None,
@@ -179,7 +187,7 @@ def _answers(run: Path) -> str:
 def report(out: Path, datasets: list[str]) -> str:
     """Markdown tables of every finished run under ``out`` (see the module docstring)."""
     lines: list[str] = []
-    runs = [name for v in VARIANTS for name in (v, f"{v}+checks")]
+    runs = [name for v in VARIANTS for name in (v, f"{v}+checks", *([f"{v}+vote"] if v in VOTED else []))]
     for dataset in datasets:
         home = _home(out, dataset)
         here = [name for name in [*runs, *BASELINES, BUDGET_RUN] if (home / name / "summary.json").is_file()]
@@ -196,7 +204,7 @@ def report(out: Path, datasets: list[str]) -> str:
         if "paper" in summaries:  # one family, Holm-corrected within it
             lines += _comparisons([compare_dirs(home / name, home / "paper", a_name=name, b_name="paper")
                                    for name in linc_runs if name != "paper"], heading="#### Against paper mode")
-        matched = [(name, MATCHED[name.removesuffix("+checks")]) for name in linc_runs]
+        matched = [(name, MATCHED[name.partition("+")[0]]) for name in linc_runs]
         matched = [(name, vote) for name, vote in matched if vote in summaries]
         if matched:  # the second family: each against the vote of its own budget
             lines += _comparisons([compare_dirs(home / name, home / vote, a_name=name, b_name=vote)

@@ -37,6 +37,9 @@ Variants (knobs; the paper's procedure above is the default, ``translation="pape
   negation_scope=true    - words mode: a ¬ stands only directly before a name made of the words after
                            the sentence's negation word ("Jompuses are not shy": ¬Shy(x), never
                            ¬Jompus(x)); a sentence without one gets no ¬.
+  vote="sentence"        - words mode: each sentence's most frequent formula across the K samples, then
+                           the prover on the one program they make (``_linc_vote``), instead of
+                           the vote over K programs that each break at a different link.
   checks=true            - samples whose conclusion is copied into the premises or that repeat a
                            premise are refused (Error), with the reason (``verifiers.fol_checks``).
   allow_inconsistent     - whether inconsistent premises (which "prove" anything) count: default
@@ -77,6 +80,7 @@ from agentkit.graphs._linc_sentences import (
 )
 from agentkit.graphs._linc_shots import FOLIO8
 from agentkit.graphs._linc_types import FOLProgram, LogicProblem, SampleVerdict
+from agentkit.graphs._linc_vote import vote_sentences
 from agentkit.pattern import Pattern, ScoredExample, checked_knobs
 from agentkit.reducers import Tally
 from agentkit.verifiers.fol import FOLSyntaxError, fol_grammar, parse
@@ -85,6 +89,7 @@ from agentkit.vocab import Example, first_error
 Label = Literal["True", "False", "Uncertain"]
 ShotSet = Literal["ours2", "folio8"]
 Translation = Literal["paper", "sentence", "words"]
+Vote = Literal["program", "sentence"]
 Shots = list[tuple[list[tuple[str, str]], tuple[str, str]]]
 
 INSTRUCTIONS = (
@@ -141,6 +146,8 @@ class LincResult(BaseModel):
     degenerate_count: int = 0  # samples with a copied conclusion or a repeated premise (refused or not)
     calls: int = 0  # backend requests this problem took
     translation: Translation = "paper"
+    vote: Vote = "program"
+    sentence_agreement: float | None = None  # vote="sentence": mean share of samples behind each chosen formula
     # per-sentence translation only
     grounding: Grounding = Grounding()
     vocabularies: list[Vocabulary] = Field(default_factory=list)  # one per sample; "words": one per sentence
@@ -216,6 +223,7 @@ def build(
     polarity: bool = False,
     restrictors: bool = False,
     negation_scope: bool = False,
+    vote: Vote = "program",
 ) -> Graph[LincResult]:
     """``shots`` names the few-shot set: "ours2" (default) or "folio8", the paper's 8 FOLIO-train
     stories. ``examples`` replaces it with your own problems as ((sentence, FOL) pairs, (conclusion,
@@ -226,7 +234,8 @@ def build(
     the input's words; ``translation="words"`` gives each sentence the names of its own words instead;
     ``polarity`` makes each sentence's formula negated exactly when the sentence says "not";
     ``restrictors`` keeps each sentence's ∀ off a conjunction and its ∃ off an implication;
-    ``negation_scope`` (words mode) lets a ¬ stand only before what the sentence's "not" negates.
+    ``negation_scope`` (words mode) lets a ¬ stand only before what the sentence's "not" negates;
+    ``vote="sentence"`` (words mode) votes each sentence's formula before the prover runs.
     ``checks`` refuses samples with a copied conclusion or a repeated premise; ``allow_inconsistent``
     counts samples whose premises are inconsistent (default: yes in paper mode, as the paper does;
     no in the per-sentence variant)."""
@@ -237,9 +246,10 @@ def build(
         if on and translation == "paper":
             raise ConfigError(f"linc: {knob}=true needs a per-sentence translation (it is a rule of each sentence's "
                               f"grammar); pass -o translation='\"words\"' or '\"sentence\"', or drop {knob}")
-    if negation_scope and translation != "words":
-        raise ConfigError("linc: negation_scope=true needs translation='words' (it reads the names off each "
-                          "sentence's own words); pass -o translation='\"words\"', or drop negation_scope")
+    for knob, on in (("negation_scope=true", negation_scope), ('vote="sentence"', vote == "sentence")):
+        if on and translation != "words":
+            raise ConfigError(f"linc: {knob} needs translation='words' (only there are a sentence's names its own "
+                              "words, the same in every sample); pass -o translation='\"words\"', or drop it")
     allow = translation == "paper" if allow_inconsistent is None else allow_inconsistent
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
 
@@ -254,6 +264,13 @@ def build(
         tracing.annotate({"agentkit.linc.grounding": "words", "agentkit.linc.grounding.fallback": grounding.fallback})
         return {"grounding": grounding, "vocabularies": vocabularies}
 
+    def sentence_vote(state: LincResult) -> dict[str, object]:
+        if not state.programs:
+            return {}
+        program, agreement = vote_sentences(state.programs)
+        tracing.annotate({"agentkit.linc.sentence_agreement": agreement})
+        return {"programs": [program], "sentence_agreement": agreement}
+
     async def symbolic_inference(state: LincResult) -> dict[str, object]:
         proved = await asyncio.to_thread(lambda: [
             checking.judge(p, timeout_s, checks=checks, allow_inconsistent=allow) for p in state.programs])
@@ -266,11 +283,13 @@ def build(
         winner = votes.winner
         sentences = len(state.premises) + 1
         calls = {"paper": 1, "words": sentences}.get(translation) or request_count(state.vocabularies, sentences)
-        return {"k": k, "votes": votes, "answer": winner, "agreement": votes.counts[winner] / k if winner is not None else 0.0,
+        agreement = (0.0 if winner is None else votes.counts[winner] / k if state.sentence_agreement is None
+                     else state.sentence_agreement)
+        return {"k": k, "votes": votes, "answer": winner, "agreement": agreement,
                 "error_count": sum(s.label == "Error" for s in state.samples),
                 "inconsistent_count": sum(s.premises_consistent is False for s in state.samples),
                 "degenerate_count": sum(bool(set(s.findings) - {"inconsistent_premises"}) for s in state.samples),
-                "calls": calls, "translation": translation}
+                "calls": calls, "translation": translation, "vote": vote}
 
     graph = Graph("linc", LincResult, inputs=["premises", "conclusion"])
     if translation == "paper":
@@ -288,7 +307,13 @@ def build(
                         violations="invalid_samples")
         graph.add_edge(START, "name_words")
         graph.add_edge("name_words", "sentence_translation")
-        graph.add_edge("sentence_translation", "symbolic_inference")
+        if vote == "sentence":
+            graph.add_node("sentence_vote", sentence_vote, reads=["programs"],
+                           writes=["programs", "sentence_agreement"])
+            graph.add_edge("sentence_translation", "sentence_vote")
+            graph.add_edge("sentence_vote", "symbolic_inference")
+        else:
+            graph.add_edge("sentence_translation", "symbolic_inference")
     else:
         sentences = sentence_agent(sampling=sampling.model_copy(update={"max_tokens": min(max_tokens, 256)}),
                                    max_depth=max_depth, max_width=max_width, polarity=polarity,
@@ -308,9 +333,10 @@ def build(
     sentence_keys = {"paper": [], "words": ["vocabularies"]}.get(translation, ["vocabularies", "vocabulary_violations"])
     graph.add_node("symbolic_inference", symbolic_inference,
                    reads=["programs", "invalid_samples", *sentence_keys], writes=["samples"])
-    graph.add_node("majority_vote", majority_vote, reads=["samples", *sentence_keys],
+    voted = ["sentence_agreement"] if vote == "sentence" else []
+    graph.add_node("majority_vote", majority_vote, reads=["samples", *voted, *sentence_keys],
                    writes=["k", "votes", "answer", "agreement", "error_count", "inconsistent_count",
-                           "degenerate_count", "calls", "translation"])
+                           "degenerate_count", "calls", "translation", "vote"])
     graph.add_edge("symbolic_inference", "majority_vote")
     graph.add_edge("majority_vote", END)
     return graph
@@ -367,22 +393,24 @@ def prediction(output: LincResult) -> str:
 def extras(output: LincResult) -> dict[str, object]:
     """Errors and the tally per example, the share of samples the prover decided (LINC's measure of
     how often the parse is executable), the shares with inconsistent premises and with a degenerate
-    program, each sample's findings and the requests the problem took (``calls``)."""
-    k = output.k
+    program, each sample's findings and the requests the problem took (``calls``). Under
+    ``vote="sentence"`` the shares are of the programs proved (the voted one, and the failed samples)."""
+    k, n = output.k, len(output.samples) if output.vote == "sentence" else output.k
     refused: dict[str, int] = {}
     for s in output.samples:
         for reason in s.refused:
             refused[reason] = refused.get(reason, 0) + 1
     return {"error_count": output.error_count, "k": k, "votes": dict(output.votes.counts),
-            "prover_success_rate": sum(s.decided for s in output.samples) / k if k else None,
+            "prover_success_rate": sum(s.decided for s in output.samples) / n if n else None,
             "inconsistent_count": output.inconsistent_count,
-            "inconsistent_rate": output.inconsistent_count / k if k else None,
+            "inconsistent_rate": output.inconsistent_count / n if n else None,
             "degenerate_count": output.degenerate_count,
-            "degenerate_rate": output.degenerate_count / k if k else None,
+            "degenerate_rate": output.degenerate_count / n if n else None,
             "invalid": refused, "sample_findings": [s.findings for s in output.samples], "calls": output.calls,
             "grounding": "words" if output.translation == "words"
             else None if not output.vocabularies and not output.vocabulary_violations
-            else ("input" if output.grounding.grounded else "open")}
+            else ("input" if output.grounding.grounded else "open"),
+            **({"sentence_agreement": output.sentence_agreement} if output.vote == "sentence" else {})}
 
 
 def _mean_of(results: Sequence[ScoredExample], key: str) -> float | None:

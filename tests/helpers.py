@@ -15,7 +15,8 @@ from agentkit.errors import TransientBackendError
 
 
 class Recording:
-    """Passes requests through and records them, with an optional delay to make overlap visible."""
+    """Passes requests through and records them and their generations, with an optional delay to make
+    overlap visible."""
 
     def __init__(self, inner: Backend, delay_s: float = 0.0) -> None:
         self.inner = inner
@@ -23,18 +24,21 @@ class Recording:
         self.model = inner.model
         self.delay_s = delay_s
         self.requests: list[GenerationRequest] = []
+        self.generations: dict[int, Generation] = {}  # by the request's index in ``requests``
         self.spans: list[tuple[float, float]] = []
         self.in_flight = 0
         self.max_in_flight = 0
 
     async def generate(self, request: GenerationRequest) -> Generation:
         self.requests.append(request)
+        index = len(self.requests) - 1
         start = time.perf_counter()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(self.delay_s)
-            return await self.inner.generate(request)
+            self.generations[index] = await self.inner.generate(request)
+            return self.generations[index]
         finally:
             self.in_flight -= 1
             self.spans.append((start, time.perf_counter()))

@@ -108,8 +108,8 @@ def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> 
     (example,) = [e for e in load_dataset("prontoqa") if e.id == "ProntoQA_1"]
     problem = linc.input_from(example)
     pattern = get_pattern("linc")
-    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', "polarity=true", "restrictors=true", "negation_scope=true",
-                                                                 "k=2", "seed=3"])
+    options = ['translation="words"', "polarity=true", "restrictors=true", "negation_scope=true", "k=2", "seed=3"]
+    knobs = dict(pattern.parse_option(o) for o in options)
     backend = Recording(LlamaCppBackend(n_threads=1))
     out = asyncio.run(pattern.graph(backend, **knobs).compile().ainvoke(problem))
 
@@ -134,3 +134,37 @@ def test_words_translation_gives_each_formula_only_its_own_sentences_names() -> 
                 assert not (isinstance(part, Exists) and isinstance(part.body, Implies)), formula
                 if isinstance(part, Not):
                     assert isinstance(part.arg, Atom) and part.arg.pred in vocabulary.negatable, formula
+
+
+def test_the_sentence_vote_proves_each_sentences_most_frequent_formula() -> None:
+    """``-o vote='"sentence"'`` (words mode, K=3): the one program proved holds, for each sentence,
+    the formula most of the valid samples wrote for it (the earliest on a tie), read off the model's
+    own replies."""
+    from collections import Counter
+
+    from agentkit.backends.llamacpp import LlamaCppBackend
+    from agentkit.verifiers.fol import FOLSyntaxError, to_str
+
+    (example,) = [e for e in load_dataset("prontoqa") if e.id == "ProntoQA_2"]
+    problem = linc.input_from(example)
+    pattern = get_pattern("linc")
+    knobs = dict(pattern.parse_option(o) for o in ['translation="words"', 'vote="sentence"', "k=3", "seed=5"])
+    backend = Recording(LlamaCppBackend(n_threads=1))
+    out = asyncio.run(pattern.graph(backend, **knobs).compile().ainvoke(problem))
+
+    def canonical(text: str) -> str | None:
+        try:
+            return to_str(parse(text))
+        except FOLSyntaxError:
+            return None
+
+    replies = {r.messages[-1].content.rpartition("\nTEXT: ")[2]:
+               [canonical(c.text) for c in backend.generations[i].choices] for i, r in enumerate(backend.requests)}
+    columns = [replies[s] for s in problem.sentences]
+    valid = [i for i in range(3) if all(column[i] is not None for column in columns)]
+    assert valid, replies
+    (proved,) = [s for s in out.samples if s.premises_fol is not None]
+    assert [*proved.premises_fol, proved.conclusion_fol] == [
+        Counter(column[i] for i in valid).most_common(1)[0][0] for column in columns]
+    assert out.k == 3 and out.vote == "sentence" and 1 / 3 <= out.agreement <= 1
+    assert out.answer == proved.label if proved.label != "Error" else out.answer is None

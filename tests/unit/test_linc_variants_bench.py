@@ -166,3 +166,28 @@ def test_a_packed_cassette_is_restored_so_a_fresh_clone_resumes_the_variant_and_
     for name in ("paper", "paper+checks"):
         ids = [json.loads(line)["id"] for line in (home / name / "results.jsonl").read_text().splitlines()]
         assert ids == ["h0", "h1"]
+
+
+def test_a_words_variant_has_a_sentence_vote_twin_on_its_own_cassette(tmp_path: Path) -> None:
+    from tests.unit.test_linc_words import JOMPUS, RIGHT, Parser
+
+    bench = _bench()
+    data = tmp_path / "jompus.jsonl"
+    data.write_text(json.dumps({"id": "jompus", "premises": JOMPUS.premises, "conclusion": JOMPUS.conclusion,
+                                "label": "False"}) + "\n", encoding="utf-8")
+    slip = {"Jompuses are not shy.": "∀x (Jompus(x) → Shy(x))",
+            "Every yumpus is a jompus.": "∀x (Jompus(x) → Yumpus(x))", "Max is a yumpus.": "Yumpus(x)"}  # each sample breaks the chain at its own link
+    formulas = {s: [slip[s] if i == j else RIGHT[s] for j in range(3)] for i, s in enumerate(JOMPUS.premises)}
+    formulas[JOMPUS.conclusion] = [RIGHT[JOMPUS.conclusion]] * 3
+    parser = Parser(formulas)
+    bench.run_variant(tmp_path / "runs", str(data), "words", argparse.Namespace(limit=None, samples=3, seed=1,
+                                                                                 concurrency=1), parser)
+
+    assert len(parser.requests) == 4  # one per sentence; both twins replayed the cassette
+    home = tmp_path / "runs" / "jompus"
+    rows = {name: json.loads((home / name / "results.jsonl").read_text(encoding="utf-8"))
+            for name in ("words", "words+checks", "words+vote")}
+    assert rows["words"]["prediction"] == "Uncertain" and rows["words+vote"]["prediction"] == "False"
+    assert rows["words+vote"]["extra"]["sentence_agreement"] == pytest.approx(9 / 12)  # 2/3 x 3, then 3/3
+    assert "| words+vote | 1 | 100.0% |" in bench.report(tmp_path / "runs", [str(data)])
+    assert bench.VOTED == ("words", "polarity", "restrictors", "negation-scope")  # not paper, sentence, grounded

@@ -225,3 +225,39 @@ def test_negation_scope_puts_the_negation_on_what_the_sentence_negates() -> None
 def test_negation_scope_needs_the_words_translation(translation: str) -> None:
     with pytest.raises(ConfigError, match="negation_scope=true needs translation='words'"):
         linc.build(None, translation=translation, negation_scope=True)
+
+
+def test_vote_sentences_takes_each_sentences_most_frequent_formula() -> None:
+    from agentkit.graphs._linc_types import FOLProgram
+    from agentkit.graphs._linc_vote import vote_sentences
+
+    programs = [FOLProgram(premises_fol=["A", "B"], conclusion_fol="C"),
+                FOLProgram(premises_fol=["A", "b"], conclusion_fol="c"),
+                FOLProgram(premises_fol=["a", "b"], conclusion_fol="C")]
+    voted, agreement = vote_sentences(programs)
+    assert voted == FOLProgram(premises_fol=["A", "b"], conclusion_fol="C") and agreement == pytest.approx(6 / 9)
+    tie, _ = vote_sentences(programs[1:])  # one each: the earliest sample's formula
+    assert tie == programs[1]
+    with pytest.raises(ValueError, match="at least one program"):
+        vote_sentences([])
+
+
+def test_the_sentence_vote_proves_the_program_of_the_majority_formulas() -> None:
+    # every sample breaks the chain at a different link, so each says "Uncertain" on its own; per
+    # sentence the right formula has three of the four samples
+    links = ["Jompuses are not shy.", "Every yumpus is a jompus.", "Max is a yumpus."]
+    slips = {"Jompuses are not shy.": "∀x (Jompus(x) → Shy(x))",
+             "Every yumpus is a jompus.": "∀x (Jompus(x) → Yumpus(x))",
+             "Max is a yumpus.": "Yumpus(x)"}  # a free x reads as a constant: not max
+    formulas = {s: [slips[s] if i == j else RIGHT[s] for j in range(4)] for i, s in enumerate(links)}
+    formulas["Max is shy."] = [RIGHT["Max is shy."]] * 4
+    programs = asyncio.run(linc.build(Parser(formulas), k=4, translation="words", max_depth=2, max_width=2)
+                           .compile().ainvoke(JOMPUS))
+    voted = asyncio.run(linc.build(Parser(formulas), k=4, translation="words", vote="sentence", max_depth=2,
+                                   max_width=2).compile().ainvoke(JOMPUS))
+    assert programs.answer != "False" and voted.answer == "False"
+    assert voted.k == 4 and [s.label for s in voted.samples] == ["False"] and voted.votes.counts == {"False": 1}
+    assert voted.agreement == pytest.approx(13 / 16)  # 3/4, 3/4, 3/4 and 4/4
+    extra = linc.extras(voted)
+    assert extra["k"] == 4 and extra["sentence_agreement"] == voted.agreement and extra["prover_success_rate"] == 1.0
+    assert "sentence_agreement" not in linc.extras(programs)
