@@ -69,6 +69,10 @@ MAX_ARITY = 3
 MAX_PREDICATE_CANDIDATES = 2000
 MAX_CONSTANT_CANDIDATES = 400
 _WORD = re.compile(r"[^\W_]+")
+#: "n't" and the word it is glued to ("doesn't" -> "does not"; "can't", "won't" -> "can not", "will not"),
+#: so a name never holds a "Doesn" or a "T" ("doesn't chase the mouse" names ChaseMouse)
+_CONTRACTED_NOT = re.compile(r"\b(\w+?)n['’]t\b", re.I)
+_CONTRACTED_STEMS = {"ca": "can", "wo": "will", "sha": "shall"}
 _OPEN_PREDICATE = "/[A-Z][A-Za-z0-9]{0,39}\\(/"
 _OPEN_CONSTANT = "/[a-z][A-Za-z0-9]{0,39}/"
 
@@ -96,8 +100,14 @@ class Grounding(BaseModel):
         return self.predicates is not None
 
 
+def _tokens(sentence: str) -> list[str]:
+    """The sentence's words, with every "n't" spelt out as "not"."""
+    return _WORD.findall(_CONTRACTED_NOT.sub(
+        lambda m: _CONTRACTED_STEMS.get(m.group(1).lower(), m.group(1)) + " not", sentence))
+
+
 def _words(sentence: str) -> list[str]:
-    return [w for w in _WORD.findall(sentence) if w.lower() not in ARTICLES]
+    return [w for w in _tokens(sentence) if w.lower() not in ARTICLES]
 
 
 def says_not(sentence: str) -> bool:
@@ -168,7 +178,7 @@ def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Voc
     a sentence with neither gets none, so "Every cat is furry" cannot become ``Furry(tom)``.
     ``None`` marks a sentence without a word a name can be built from. ``negatable`` lists the names
     made of words after the sentence's negation word."""
-    used = {w.lower() for s in sentences for w in _WORD.findall(s)}
+    used = {w.lower() for s in sentences for w in _tokens(s)}
     everyone = constant_candidates(sentences)
 
     def spelt(span: Sequence[str]) -> str:
@@ -183,7 +193,7 @@ def words_vocabularies(sentences: Sequence[str], max_words: int = 3) -> list[Voc
             if _camel(span) not in individuals:
                 names.setdefault(spelt(span), None)
         scoped = {spelt(span) for span in _name_spans(_negation_scope(sentence), max_words)}
-        lowered = {w.lower() for w in _WORD.findall(sentence)}
+        lowered = {w.lower() for w in _tokens(sentence)}
         if lowered & PRONOUNS and not lowered & _QUANTIFIER_WORDS:  # "if something is red, it is big": no one named
             own = list(dict.fromkeys([*own, *everyone]))
         out.append(Vocabulary(predicates=[(n, 1) for n in names], constants=own,
@@ -202,7 +212,7 @@ def constant_candidates(sentences: Iterable[str]) -> list[str]:
                 out.setdefault(name, None)
 
     for sentence in sentences:
-        raw = _WORD.findall(sentence)
+        raw = _tokens(sentence)
         for i, word in enumerate(raw):
             run = raw[i : i + 3]
             if i == 0 and len(raw) > 1 and raw[1].lower() in _PLURAL_VERBS:

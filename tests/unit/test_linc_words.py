@@ -261,3 +261,9 @@ def test_the_sentence_vote_proves_the_program_of_the_majority_formulas() -> None
     extra = linc.extras(voted)
     assert extra["k"] == 4 and extra["sentence_agreement"] == voted.agreement and extra["prover_success_rate"] == 1.0
     assert "sentence_agreement" not in linc.extras(programs)
+
+
+def test_a_contracted_not_is_read_as_not() -> None:
+    sentences = ["The bear doesn't chase the mouse.", "Tom can't swim.", "Tom swims."]
+    assert _names(sentences) == [["Chase", "ChaseMouse"], ["Swim"], ["TomSwim", "Swim"]]  # no "DoesnTChase", no "Ca"
+    assert [v.negatable for v in words_vocabularies(sentences)] == [["Chase", "ChaseMouse"], ["Swim"], []]
