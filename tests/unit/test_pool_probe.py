@@ -150,14 +150,16 @@ def test_aclose_leaves_no_pending_task(caplog: pytest.LogCaptureFixture) -> None
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(backend.generate(ask()))
-            running = [t.get_name() for t in asyncio.all_tasks(loop)]
+            # the probe, and on a slow machine the checks its round is gathering at that moment
+            running = {t.get_name() if t.get_name() == PROBE_TASK else t.get_coro().__qualname__
+                       for t in asyncio.all_tasks(loop)}
             loop.run_until_complete(backend.aclose())
             left = asyncio.all_tasks(loop)
         finally:
             loop.close()
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         gc.collect()
-    assert running == [PROBE_TASK]
+    assert running in ({PROBE_TASK}, {PROBE_TASK, "PoolBackend._check"})
     assert not left
     assert "Task was destroyed" not in caplog.text
 
