@@ -6,7 +6,8 @@ the paired comparisons in its comparison.json and report.md. Rerunning resumes e
 (long ones can be stopped at any point); ``--only`` picks runs by name. ``--report`` prints each
 finished run's report.md under one heading per run, the raw material of RESULTS.md.
 
-    python bench/results.py [--backend llamacpp | --backend vllm --base-url URL --concurrency 4]
+    python bench/results.py [--backend llamacpp | --backend vllm --base-url URL --concurrency 4
+                             [--max-in-flight 24] [--request-timeout 1800]]
                             [--only mccot-gsm8k,linc-prontoqa] [--out docs/runs] [--dry-run]
     python bench/results.py --report [--backend vllm]
     python bench/results.py --page docs/RESULTS.md [--check]   # the page's tables, from the runs
@@ -62,9 +63,11 @@ RUNS = (
 
 def command(run: Run, out: Path, args: argparse.Namespace) -> list[str]:
     """``agentkit eval`` for one run, resuming it when its directory was started."""
+    server = [*(["--max-in-flight", str(args.max_in_flight)] if getattr(args, "max_in_flight", None) else []),
+              *(["--request-timeout", f"{args.request_timeout:g}"] if getattr(args, "request_timeout", None) else [])]
     return eval_command(run.pattern, run.dataset, run.limit, out / args.backend / run.name, args.backend,
                         args.base_url, ["--seed", "1", "--baselines", "--concurrency", str(args.concurrency),
-                                        *run.options])
+                                        *server, *run.options])
 
 
 def selected(only: str | None) -> list[Run]:
@@ -110,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="llamacpp")
     ap.add_argument("--base-url", action="append")
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--max-in-flight", type=int, help="sequences each server generates at once (vLLM/openai)")
+    ap.add_argument("--request-timeout", type=float,
+                    help="seconds a sent request may take (vLLM/openai; default 300): K=10 programs of an "
+                         "8-shot prompt queued behind others on a CPU server need more")
     ap.add_argument("--only", help="comma-separated run names (default: every run)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     ap.add_argument("--report", action="store_true", help="print the finished runs' reports and exit")

@@ -55,6 +55,11 @@ class BackendSpec(BaseModel):
             if self.base_url is not None:
                 raise ConfigError("--base-url is for the vllm and openai backends; llamacpp runs in-process "
                                   "(use --model PATH.gguf)")
+            server_only = [flag for flag, value in (("--max-in-flight", self.max_in_flight),
+                                                    ("--request-timeout", self.timeout_s)) if value is not None]
+            if server_only:  # make_backend refuses them too; built here, they would be silently dropped
+                raise ConfigError(f"backend 'llamacpp' runs in-process, so {' and '.join(server_only)} (settings of "
+                                  "a server) cannot apply; use --backend vllm or openai, or drop them")
             from agentkit.backends.llamacpp import LlamaCppBackend
 
             backend = LlamaCppBackend(self.model, n_threads=self.n_threads or n_threads)

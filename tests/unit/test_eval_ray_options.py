@@ -85,3 +85,9 @@ def test_llamacpp_threads_come_from_the_spec_or_the_actor_share(monkeypatch: pyt
     assert made == [("m.gguf", 3), (None, 2)]
     with pytest.raises(ConfigError, match="--base-url is for the vllm and openai backends"):
         BackendSpec(base_url="http://127.0.0.1:1/v1").build(n_threads=1)
+    # a server's limits are refused, not dropped, as make_backend("llamacpp", ...) refuses them
+    with pytest.raises(ConfigError, match=r"in-process, so --request-timeout \(settings of a server\) cannot apply"):
+        BackendSpec(timeout_s=30).build(n_threads=1)
+    with pytest.raises(ConfigError, match="so --max-in-flight and --request-timeout"):
+        BackendSpec(max_in_flight=4, timeout_s=30).build(n_threads=1)
+    assert len(made) == 2

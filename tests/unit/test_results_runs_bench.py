@@ -42,6 +42,9 @@ def test_a_started_run_resumes_and_the_report_names_unfinished_runs(tmp_path: Pa
     (tmp_path / "vllm" / "maj-gsm8k-judge").mkdir(parents=True)
     (tmp_path / "vllm" / "maj-gsm8k-judge" / "run.json").write_text("{}", encoding="utf-8")
     assert bench.command(run, tmp_path, args)[-1] == "--resume"
+    served = argparse.Namespace(**vars(args), max_in_flight=24, request_timeout=1800.0)
+    line = bench.command(run, tmp_path, served)
+    assert line[line.index("--max-in-flight") + 1] == "24" and line[line.index("--request-timeout") + 1] == "1800"
 
     (tmp_path / "vllm" / "maj-gsm8k-judge" / "report.md").write_text("| maj | 100 |\n", encoding="utf-8")
     page = bench.report(tmp_path, "vllm", bench.selected("maj-gsm8k-judge,linc-prontoqa"))
