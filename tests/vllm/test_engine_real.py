@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agentkit._vllm_env import cpu_dtype
 from agentkit.backends.base import Choice
 from agentkit.decoding import parse_choice
 from tests.guided_cases import CASES
@@ -46,6 +47,9 @@ def test_engine_backend_in_process(vllm_stack: Stack, tmp_path: Path) -> None:
     assert proc.returncode == 0 and lines, (proc.stdout[-2000:], proc.stderr[-4000:])
     result = json.loads(lines[0].removeprefix("RESULT "))
 
+    # no dtype passed: the engine runs what this CPU computes fastest, as `agentkit serve vllm` does
+    assert result["dtype"] == cpu_dtype()
+    assert result["engine_dtype"] == f"torch.{cpu_dtype()}"
     types = {t.__name__: t for t, _, _ in CASES}
     assert len(result["requests"]) == 3  # one per schema
     for req in result["requests"]:
