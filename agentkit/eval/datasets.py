@@ -140,8 +140,9 @@ _BUILTINS = (
     DatasetSpec(name="folio", splits={"validation": "folio/folio-validation.jsonl", "train": "folio/folio-train.jsonl"},
                 default_split="validation", parser=_parsers.parse_folio, answer_kind="label", labels=_parsers.TFU,
                 description="FOLIO validation: first-order logic stories, True/False/Uncertain"),
-    DatasetSpec(name="folio-clean", splits={"validation": "folio/folio-clean.jsonl"}, parser=_parsers.parse_folio,
-                answer_kind="label", labels=_parsers.TFU,
+    # FOLIO's train split rides along so majority-label counts its label there, not on the scored rows
+    DatasetSpec(name="folio-clean", splits={"validation": "folio/folio-clean.jsonl", "train": "folio/folio-train.jsonl"},
+                default_split="validation", parser=_parsers.parse_folio, answer_kind="label", labels=_parsers.TFU,
                 description="FOLIO validation, the 182 rows whose gold FOL reproduces the gold label (LINC's filter)"),
     DatasetSpec(name="proofwriter", splits={"dev": "logic-llm/ProofWriter/dev.json"},
                 parser=_parsers.logic_truth_parser(_parsers.TFU), answer_kind="label", labels=_parsers.TFU,

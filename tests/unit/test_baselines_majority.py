@@ -63,6 +63,12 @@ def test_folio_counts_its_train_split() -> None:
     assert knobs["source"] == "train" and knobs["label"] in {"True", "False", "Uncertain"}
 
 
+def test_folio_clean_counts_folios_train_split_not_its_own_rows() -> None:
+    """folio-clean is a filtered FOLIO validation; its own first 50 rows' majority ("Uncertain") would be
+    an oracle, while FOLIO train's (388 True, 330 Uncertain, 286 False) is not."""
+    assert majority_label_knobs(select_dataset("folio-clean", limit=50)) == {"label": "True", "source": "train"}
+
+
 def test_ties_go_to_the_first_label_in_sorted_order() -> None:
     assert baselines.majority_label(["b", "a", "b", "a", "c"]) == "a"
     assert baselines.majority_label(["b", "b", "a"]) == "b"
