@@ -44,9 +44,11 @@ def compare_dirs(a_dir: str | os.PathLike[str], b_dir: str | os.PathLike[str], *
                  seed: int = 0) -> Comparison:
     """Run ``a_dir`` against ``b_dir`` (diff = accuracy of a - accuracy of b) on the ids both finished.
 
-    ``ids`` restricts the pairing to those examples (e.g. the ones a run selected). The names default
-    to each summary's pattern. Rows whose results carry a ``cluster`` are resampled by cluster and
-    get no McNemar p-value.
+    ``ids`` restricts the pairing to those examples (e.g. the ones a run selected) but never orders
+    it: the pairs always follow a's results file, because the seeded bootstrap's CI depends on the
+    order, and ``--baselines`` (which passes its selection) and ``--compare`` (which does not) must
+    give the same CI for the same two runs. The names default to each summary's pattern. Rows whose
+    results carry a ``cluster`` are resampled by cluster and get no McNemar p-value.
     """
     runs = []
     for run_dir in (a_dir, b_dir):
@@ -56,8 +58,8 @@ def compare_dirs(a_dir: str | os.PathLike[str], b_dir: str | os.PathLike[str], *
     if sa.dataset and sb.dataset and sa.dataset != sb.dataset:
         _LOG.warning("comparing runs on different datasets (%s: %s, %s: %s): paired on the ids they share",
                      a_dir, sa.dataset, b_dir, sb.dataset)
-    order = list(ids) if ids is not None else list(ra)
-    paired = [i for i in order if i in ra and i in rb]
+    wanted = None if ids is None else set(ids)
+    paired = [i for i in ra if i in rb and (wanted is None or i in wanted)]
     clusters = [ra[i].cluster if ra[i].cluster is not None else rb[i].cluster for i in paired]
     return paired_comparison(
         a_name or sa.pattern or Path(a_dir).name, b_name or sb.pattern or Path(b_dir).name,

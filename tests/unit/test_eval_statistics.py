@@ -215,6 +215,21 @@ def test_compare_dirs_pairs_on_shared_ids_and_writes_the_json(tmp_path: Path) ->
         load_comparisons(tmp_path / "bad.json")
 
 
+def test_the_ids_given_filter_the_pairs_but_never_reorder_them(tmp_path: Path) -> None:
+    """The bootstrap CI depends on the pairs' order: --baselines passes its selection in dataset order,
+    --compare passes none, and a run finished under concurrency has its results in another order."""
+    a = [i % 3 == 0 or i % 7 == 0 for i in range(50)]
+    b = [i % 2 == 0 for i in range(50)]
+    da, db = _run_dir(tmp_path / "a", "a", a), _run_dir(tmp_path / "b", "b", b)
+    lines = (da / "results.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (da / "results.jsonl").write_text("".join(lines[1::2] + lines[::2]), encoding="utf-8")  # completion order
+    dataset_order = [f"e{i}" for i in range(50)]
+    # on these 50 pairs the order matters: dataset order gives (-0.24, 0.14), this file's order (-0.26, 0.12)
+    assert compare_dirs(da, db).diff_ci95 == pytest.approx((-0.26, 0.12))
+    assert compare_dirs(da, db, ids=dataset_order) == compare_dirs(da, db)
+    assert compare_dirs(da, db, ids=list(reversed(dataset_order))) == compare_dirs(da, db)
+
+
 def test_compare_dirs_uses_recorded_clusters(tmp_path: Path) -> None:
     a, b = _pairs()
     clusters = [str(i // 2) for i in range(20)]
