@@ -315,10 +315,20 @@ def _decided(s: Any) -> str:
 async def collect_dev_records(
     tiers: Sequence[Tier], dev: Sequence[Example], *, answer_kind: AnswerKind = "text",
     to_input: Callable[[Example], BaseModel] | None = None, prices: Prices | None = None,
+    done: Mapping[str, _calibration.DevRecord] | None = None,
+    on_record: Callable[[_calibration.DevRecord], None] | None = None,
 ) -> list[_calibration.DevRecord]:
-    """Run every tier once on every dev example (no threshold) and grade its answer."""
+    """Run every tier once on every dev example (no threshold) and grade its answer. A calibration on
+    a small model runs for an hour or more: ``on_record`` sees each record as it is made, so the caller
+    can persist it, and ``done`` hands back the ones an interrupted calibration made (reused when they
+    cover these tiers)."""
+    names = [tier.name for tier in tiers]
     records = []
     for example in dev:
+        kept = (done or {}).get(example.id)
+        if kept is not None and [t.tier for t in kept.tiers] == names:
+            records.append(kept)
+            continue
         inputs = (to_input or input_from)(example).model_dump()
         outcomes = []
         for tier in tiers:
@@ -326,18 +336,24 @@ async def collect_dev_records(
             outcomes.append(_calibration.TierOutcome(
                 tier=tier.name, passed_checks=a.passed, answered=a.answer is not None, confidence=a.confidence,
                 correct=a.answer is not None and answers_match(a.answer, example.label, answer_kind), cost=a.cost))
-        records.append(_calibration.DevRecord(id=example.id, tiers=outcomes))
+        record = _calibration.DevRecord(id=example.id, tiers=outcomes)
+        if on_record is not None:
+            on_record(record)
+        records.append(record)
     return records
 
 
 async def calibrate(
     tiers: Sequence[Tier], dev: Sequence[Example], *, target_accuracy: float | None = None,
     answer_kind: AnswerKind = "text", to_input: Callable[[Example], BaseModel] | None = None,
-    prices: Prices | None = None,
+    prices: Prices | None = None, done: Mapping[str, _calibration.DevRecord] | None = None,
+    on_record: Callable[[_calibration.DevRecord], None] | None = None,
 ) -> _calibration.Calibration:
     """Pick ``threshold`` for ``build(tiers=tiers, threshold=...)`` on dev examples, e.g. the dev half
-    of ``agentkit.eval.dev_test_split``; see ``_calibration.calibrate`` for the two objectives."""
-    records = await collect_dev_records(tiers, dev, answer_kind=answer_kind, to_input=to_input, prices=prices)
+    of ``agentkit.eval.dev_test_split``; see ``_calibration.calibrate`` for the two objectives and
+    ``collect_dev_records`` for ``done`` and ``on_record`` (resuming an interrupted calibration)."""
+    records = await collect_dev_records(tiers, dev, answer_kind=answer_kind, to_input=to_input, prices=prices,
+                                        done=done, on_record=on_record)
     return _calibration.calibrate(records, target_accuracy=target_accuracy)
 
 

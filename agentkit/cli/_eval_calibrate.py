@@ -11,6 +11,10 @@ cheapest threshold reaching that accuracy. The chosen threshold and how it was c
 dev ids count and hash, objective, dev accuracy and cost) become the run's ``threshold`` and
 ``calibration`` knobs, so run.json records them; the whole curve goes to DIR/calibration.json. On
 --resume a calibration stored for the same dev rows is reused instead of rerun.
+
+Each dev row's tier outcomes are appended to DIR/calibration-dev.jsonl as they are made (its first
+line names the dev rows and knobs they belong to), so an interrupted calibration resumes from the
+rows it finished instead of starting over: on 135M and 2 cores, 100 dev rows take most of an hour.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +34,17 @@ from agentkit.eval.datasets import Example, dev_test_split
 from agentkit.eval.metrics import Prices
 from agentkit.eval.runner import MANIFEST_FILE, EvalDataset, select_dataset
 from agentkit.graphs import cascade
+from agentkit.graphs._calibration import DevRecord
 from agentkit.pattern import Pattern
 
-__all__ = ["CALIBRATION_FILE", "DEFAULT_DEV_FRACTION", "DevPlan", "calibrated_knobs", "parse_target", "plan",
-           "stored_knobs"]
+__all__ = ["CALIBRATION_FILE", "DEFAULT_DEV_FRACTION", "DEV_RECORDS_FILE", "DevPlan", "calibrated_knobs",
+           "parse_target", "plan", "stored_knobs"]
 
 DEFAULT_DEV_FRACTION = 0.3
 CALIBRATION_FILE = "calibration.json"
+DEV_RECORDS_FILE = "calibration-dev.jsonl"
 _SPLIT_SEED = 0
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,12 +127,28 @@ def stored_knobs(dev: DevPlan, out: Path, *, resume: bool) -> dict[str, Any] | N
 
 
 def calibrated_knobs(dev: DevPlan, backend: Any, knobs: Mapping[str, Any], *, answer_kind: str,
-                     prices: Prices | None, out: Path) -> dict[str, Any]:
-    """Run ``cascade.calibrate`` on the dev rows; return ``threshold`` and ``calibration`` knobs and
-    write the curve to DIR/calibration.json."""
+                     prices: Prices | None, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Run ``cascade.calibrate`` on the dev rows, keeping each row's outcomes in DIR/calibration-dev.jsonl
+    (and, with ``resume``, reusing the ones kept there); return ``threshold`` and ``calibration`` knobs
+    and write the curve to DIR/calibration.json."""
     tiers = cascade.tiers_for(backend, knobs)
-    result = asyncio.run(cascade.calibrate(tiers, dev.dev, target_accuracy=dev.target_accuracy,
-                                           answer_kind=answer_kind, prices=prices))  # type: ignore[arg-type]
+    header = _records_header(dev, knobs)
+    path = out / DEV_RECORDS_FILE
+    done = _kept_records(path, header) if resume else {}
+    out.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_name(path.name + ".tmp")  # rewritten whole, then swapped in: a torn line must not stay
+    fresh.write_text("".join([json.dumps(header, sort_keys=True) + "\n",
+                              *(r.model_dump_json() + "\n" for r in done.values())]), encoding="utf-8")
+    os.replace(fresh, path)
+    with path.open("a", encoding="utf-8") as log:
+
+        def keep(record: DevRecord) -> None:
+            log.write(record.model_dump_json() + "\n")
+            log.flush()
+
+        result = asyncio.run(cascade.calibrate(tiers, dev.dev, target_accuracy=dev.target_accuracy,
+                                               answer_kind=answer_kind, prices=prices,  # type: ignore[arg-type]
+                                               done=done, on_record=keep))
     chosen = result.chosen
     how = {**dev.how, "reached_target": result.reached_target, "dev_accuracy": chosen.accuracy,
            "dev_mean_cost": chosen.mean_cost, "dev_cost_per_success": chosen.cost_per_success}
@@ -131,3 +156,41 @@ def calibrated_knobs(dev: DevPlan, backend: Any, knobs: Mapping[str, Any], *, an
     (out / CALIBRATION_FILE).write_text(json.dumps({"how": how, **result.model_dump(mode="json")}, indent=2) + "\n",
                                         encoding="utf-8")
     return {"threshold": result.threshold, "calibration": how}
+
+
+def _records_header(dev: DevPlan, knobs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the kept records depend on: the dev rows and every knob that shapes the tiers."""
+    shaping = {k: v for k, v in knobs.items() if k not in ("threshold", "calibration")}
+    return {"dev_ids_sha256": dev.how["dev_ids_sha256"], "knobs": json.loads(json.dumps(shaping, default=str))}
+
+
+def _kept_records(path: Path, header: Mapping[str, Any]) -> dict[str, DevRecord]:
+    """The records an interrupted calibration kept for these dev rows and knobs; none when the file is
+    missing or made for others (then it is started afresh). A torn last line is dropped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    if not lines or _json_or_none(lines[0]) != json.loads(json.dumps(header, sort_keys=True)):
+        if lines:
+            _LOG.warning("%s was made for other dev rows or knobs: calibrating from the start", path)
+        return {}
+    kept: dict[str, DevRecord] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            record = DevRecord.model_validate_json(line)
+        except ValueError:
+            _LOG.warning("%s line %d is not a dev record (a write cut off?): that row is calibrated again",
+                         path, number)
+            continue
+        kept[record.id] = record
+    if kept:
+        _LOG.info("calibration resumes: %d dev rows kept in %s", len(kept), path)
+    return kept
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None

@@ -257,7 +257,7 @@ def _evaluate(targets: list[str], *, dataset: str | None, limit: int | None, con
                 knobs.update(_eval_calibrate.calibrated_knobs(  # the tiers exactly as the run will build them
                     dev, engine.build() if ray is not None else engine,  # a spec with --ray: calibrate here
                     {**dataset_knobs(spec, data), **knobs}, answer_kind=data.answer_kind,
-                    prices=price_table, out=out))
+                    prices=price_table, out=out, resume=resume))
                 run = plans.Planned(spec, out, spec.check_knobs({**dataset_knobs(spec, data), **knobs}), spec.name)
                 typer.echo(f"calibrated threshold {knobs['threshold']:.4g} on {dev.how['dev_ids']} dev rows "
                            f"({dev.how['objective']})", err=True)

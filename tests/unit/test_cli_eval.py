@@ -301,6 +301,45 @@ def test_calibrate_on_the_same_dataset_never_touches_the_test_rows(monkeypatch, 
     assert made[1].requests == []  # the stored calibration was reused, every test row was finished
 
 
+def test_an_interrupted_calibration_resumes_from_the_dev_rows_it_kept(monkeypatch, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.unit.fake_answers import FakeAnswers
+
+    made = _patch_backend(monkeypatch, lambda: FakeAnswers(_doubling))
+    data, out = _toy_numbers(tmp_path, 10), tmp_path / "cal"
+    args = ("eval", "cascade", "--dataset", data, "--answer-kind", "number", "--samples", "2",
+            "--calibrate-on", f"{data}:4", "--out", out, "--no-progress")
+    assert cli(*args).exit_code == 0
+    lines = (out / "calibration-dev.jsonl").read_text().splitlines()
+    # first what the records belong to, then one record per dev row
+    assert len(lines) == 1 + 4 and json.loads(lines[0])["knobs"]["k"] == 2
+    threshold = json.loads((out / "run.json").read_text())["knobs"]["threshold"]
+    # as if stopped in the third dev row's write: two rows kept, a torn line, nothing else written yet
+    shutil.rmtree(out)
+    out.mkdir()
+    (out / "calibration-dev.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:25])
+    again = cli(*args, "--resume")
+    assert again.exit_code == 0, again.output
+    kept = {json.loads(line)["id"] for line in lines[1:3]}
+    redone = {json.loads(line)["id"] for line in lines[3:]}
+    asked = made[1].questions()
+    assert not any(f"question {i[1:]}:" in q for q in asked for i in kept)  # the kept rows were not asked again
+    assert all(any(f"question {i[1:]}:" in q for q in asked[:4]) for i in redone)  # 2 rows x 2 tiers, first
+    assert json.loads((out / "run.json").read_text())["knobs"]["threshold"] == threshold
+    assert (out / "calibration-dev.jsonl").read_text().splitlines() == lines  # the torn line is gone
+
+    # rows kept for k=2 are not k=3's tiers' outcomes: a resume with k=3 calibrates every dev row afresh
+    k3 = tmp_path / "k3"
+    k3.mkdir()
+    (k3 / "calibration-dev.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    other = cli(*[{"2": "3", str(out): str(k3)}.get(str(a), a) for a in args], "--resume")
+    assert other.exit_code == 0, other.output
+    asked = made[2].questions()[:8]
+    assert all(any(f"question {json.loads(line)['id'][1:]}:" in q for q in asked) for line in lines[1:])
+    assert json.loads((k3 / "calibration-dev.jsonl").read_text().splitlines()[0])["knobs"]["k"] == 3
+
+
 def test_calibrate_on_another_dataset_uses_its_first_n_rows(monkeypatch, tmp_path: Path) -> None:
     from tests.unit.fake_answers import FakeAnswers
 
