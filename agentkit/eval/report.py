@@ -100,13 +100,26 @@ _ROWS: list[tuple[str, Callable[[Summary], str]]] = [
     ("energy per example (J)", lambda s: _num(s.energy_per_example_j, 4)),
 ]
 
+_PERCENT_KEYS = ("_rate", "_share", "accuracy")
+
+
 def _metric(value: object, key: str) -> str:
-    """A pattern's own figure, shown as it is named: rates as percentages, numbers rounded, the rest as JSON."""
+    """A pattern's own figure, shown as it is named: rates and accuracies as percentages, counts as
+    integers, other numbers rounded, and mappings (per-tier figures, counted reasons) as ``name
+    (figures)`` in the same notation, so a table cell never shows a raw float or raw JSON."""
     if value is None:
         return "–"
+    if isinstance(value, Mapping):
+        if not value:
+            return "none"
+        return ", ".join(f"{name} ({_metric(inner, str(name))})" if isinstance(inner, Mapping)
+                         else f"{str(name).replace('_', ' ')} {_metric(inner, str(name))}"
+                         for name, inner in value.items())
     if isinstance(value, bool) or not isinstance(value, int | float):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return _pct(float(value)) if key.endswith(("_rate", "_share")) else _num(value, 3)
+    if key.endswith(_PERCENT_KEYS):
+        return _pct(float(value))
+    return _num(value, 3)
 
 
 def _rows(summaries: Sequence[Summary]) -> list[tuple[str, Callable[[Summary], str]]]:

@@ -76,6 +76,18 @@ def test_markdown_escapes_pipes_and_shows_missing_values() -> None:
     assert "| accuracy | – |" in md
 
 
+def test_a_patterns_nested_figures_read_as_figures_not_json() -> None:
+    metrics = {"escalation_rate": 0.25, "escalation_reasons": {}, "unrouted": 0,
+               "tiers": {"small": {"accuracy": 0.03, "answered": 100, "cost_per_success": 1.7026019999999995},
+                         "large": {"accuracy": 0.5, "answered": 4, "cost_per_success": None}}}
+    md = render_markdown(_summary("cascade", 3).model_copy(update={"pattern_metrics": metrics}))
+    assert "| escalation rate (pattern) | 25.0% |" in md
+    assert "| escalation reasons (pattern) | none |" in md
+    assert "| unrouted (pattern) | 0 |" in md
+    assert ("| tiers (pattern) | small (accuracy 3.0%, answered 100, cost per success 1.703), "
+            "large (accuracy 50.0%, answered 4, cost per success –) |") in md
+
+
 def test_compare_side_by_side(tmp_path: Path) -> None:
     write_report(tmp_path / "mccot-run", _summary("mccot", 7))
     write_report(tmp_path / "cascade-run", _summary("cascade", 9))
